@@ -1,0 +1,107 @@
+"""Fetch a data file: first a local copy, then the cache, then the pinned URL.
+
+The order, and the environment variables that steer it:
+
+1. ``LM_COURSE_DATA``: a folder holding offline copies (CI points it at ``shared/data``).
+2. The cache, ``LM_COURSE_CACHE`` or the operating system's cache folder.
+3. A download from the pinned URL (``LM_COURSE_MIRROR`` replaces the host, for readers
+   behind a proxy that mirrors GitHub's raw files).
+
+Every file is checked against its sha256 wherever it comes from; a mismatch is an error,
+never a silent fallback to a different version of the data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pooch
+import requests
+
+from ..progress import progress_enabled
+from .registry import DataFile, data_file
+
+ENV_DATA = "LM_COURSE_DATA"
+ENV_CACHE = "LM_COURSE_CACHE"
+ENV_MIRROR = "LM_COURSE_MIRROR"
+
+
+class DataIntegrityError(RuntimeError):
+    """A file exists but its sha256 is not the pinned one."""
+
+
+class DataUnavailableError(RuntimeError):
+    """A file is neither available locally nor downloadable."""
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Return the hex sha256 of a file."""
+    return pooch.file_hash(str(path), alg="sha256")
+
+
+def cache_dir() -> Path:
+    """The folder downloads are cached in (``LM_COURSE_CACHE`` overrides the default)."""
+    return Path(os.environ.get(ENV_CACHE) or pooch.os_cache("lm-course"))
+
+
+def download_url(file: DataFile) -> str:
+    """The pinned URL, or the same path below ``LM_COURSE_MIRROR`` when that is set."""
+    mirror = os.environ.get(ENV_MIRROR)
+    if not mirror:
+        return file.url
+    parts = urlsplit(file.url)
+    return mirror.rstrip("/") + parts.path
+
+
+def fetch(file: str | DataFile) -> Path:
+    """Return a local path to a verified copy of ``file`` (a registry path or entry).
+
+    Example: ``fetch("tinyshakespeare/input.txt")``.
+
+    Raises:
+        DataIntegrityError: a local copy or a download has the wrong sha256.
+        DataUnavailableError: no local copy and the download failed (offline, HTTP error).
+    """
+    entry = data_file(file) if isinstance(file, str) else file
+
+    local_root = os.environ.get(ENV_DATA)
+    if local_root:
+        candidate = Path(local_root) / entry.path
+        if candidate.is_file():
+            actual = sha256_of(candidate)
+            if actual != entry.sha256:
+                raise DataIntegrityError(
+                    f"{candidate} has sha256 {actual}, but the course expects "
+                    f"{entry.sha256}. The copy is damaged or a different version: replace it "
+                    f"with the file from {entry.url}, or unset {ENV_DATA} to download it."
+                )
+            return candidate
+
+    url = download_url(entry)
+    folder = cache_dir() / Path(entry.path).parent
+    downloader = pooch.HTTPDownloader(progressbar=progress_enabled(), timeout=60)
+    try:
+        # pooch re-downloads a cached file whose hash does not match, and deletes a
+        # download whose hash does not match, so a bad file is never returned.
+        local = pooch.retrieve(
+            url,
+            known_hash=f"sha256:{entry.sha256}",
+            fname=Path(entry.path).name,
+            path=folder,
+            downloader=downloader,
+        )
+    except ValueError as err:
+        raise DataIntegrityError(
+            f"the download of {entry.path} from {url} does not have the expected sha256 "
+            f"{entry.sha256} ({err}). The server sent a different file: check "
+            f"{ENV_MIRROR} if you set it, or try again later."
+        ) from None
+    except requests.exceptions.RequestException as err:
+        raise DataUnavailableError(
+            f"could not download {entry.path} from {url} ({type(err).__name__}). "
+            f"Connect to the internet, or put a copy of the file at "
+            f"<folder>/{entry.path} and set {ENV_DATA}=<folder>."
+        ) from None
+    return Path(local)
