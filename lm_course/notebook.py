@@ -1,0 +1,36 @@
+"""Set-up shared by every notebook: determinism, device choice and PNG figures."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def setup(seed: int = 0, *, threads: int | None = None) -> torch.device:
+    """Seed every generator, fix the thread count, make figures PNG; return the device.
+
+    The device is CUDA when there is a GPU (the notebooks then pick their larger presets),
+    else the CPU. ``threads`` defaults to ``OMP_NUM_THREADS`` when set: stored outputs are
+    made with one thread, because results drift between thread counts.
+    """
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        threads = int(os.environ["OMP_NUM_THREADS"])
+    if threads is not None:
+        torch.set_num_threads(threads)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_flush_denormal(True)  # much faster late in CPU training, same results
+    try:  # PNG, not SVG: SVG embeds a date and the test of stored outputs compares it
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
+    except ImportError:
+        pass
+    import matplotlib
+
+    matplotlib.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.figsize": (6, 3.5)})
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
