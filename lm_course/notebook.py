@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ def setup(seed: int = 0, *, threads: int | None = None) -> torch.device:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_flush_denormal(True)  # much faster late in CPU training, same results
+    # Libraries that import ``tqdm.auto`` warn, with an absolute path, when ipywidgets is
+    # missing; the course's own progress bars are plain text, so the warning is noise.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     try:  # PNG, not SVG: SVG embeds a date and the test of stored outputs compares it
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 

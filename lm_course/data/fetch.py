@@ -13,12 +13,10 @@ never a silent fallback to a different version of the data.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import pooch
-import requests
 
 from ..progress import progress_enabled
 from .registry import DataFile, data_file
@@ -38,11 +36,17 @@ class DataUnavailableError(RuntimeError):
 
 def sha256_of(path: str | os.PathLike) -> str:
     """Return the hex sha256 of a file."""
-    return pooch.file_hash(str(path), alg="sha256")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def cache_dir() -> Path:
     """The folder downloads are cached in (``LM_COURSE_CACHE`` overrides the default)."""
+    import pooch
+
     return Path(os.environ.get(ENV_CACHE) or pooch.os_cache("lm-course"))
 
 
@@ -78,6 +82,11 @@ def fetch(file: str | DataFile) -> Path:
                     f"with the file from {entry.url}, or unset {ENV_DATA} to download it."
                 )
             return candidate
+
+    # Imported only when a download is needed: pooch imports ``tqdm.auto``, which warns
+    # (with an absolute path) in a notebook kernel without ipywidgets.
+    import pooch
+    import requests
 
     url = download_url(entry)
     folder = cache_dir() / Path(entry.path).parent
