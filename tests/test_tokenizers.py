@@ -295,3 +295,17 @@ def test_spm_bad_inputs(shakespeare: str) -> None:
         tok.decode([300])
     with pytest.raises(TypeError, match=r"text must be a str, got list"):
         tok.encode(["abc"])
+
+
+def test_sentencepiece_keeps_long_lines_and_explains_small_vocab(shared_data) -> None:
+    """A chapter of the Analects is longer than SentencePiece's default line limit."""
+    chapters = [
+        "".join(c["paragraphs"])
+        for c in json.loads((shared_data / "chinese_classics/lunyu.json").read_text("utf-8"))
+    ]
+    longest = max(chapters, key=lambda c: len(c.encode("utf-8")))
+    assert len(longest.encode("utf-8")) > 4192
+    tok = SentencePieceTokenizer.train(chapters, 1600, "unigram")
+    assert "<unk>" not in tok.pieces(longest)
+    with pytest.raises(ValueError, match=r"smaller than the number of distinct characters.*\(\d{4}\)"):
+        SentencePieceTokenizer.train(chapters, 100)

@@ -37,6 +37,9 @@ class NGramModel:
         vocab_size: ``V``; token ids run from 0 to ``V - 1``.
         add_k: the smoothing constant ``k >= 0`` added to every count.
 
+    Before :meth:`fit` the model has seen nothing and predicts the uniform distribution
+    (perplexity ``vocab_size``), the baseline every trained model should beat.
+
     Example:
         >>> model = NGramModel(order=2, vocab_size=3).fit([0, 1, 2, 0, 1, 2, 0, 1])
         >>> model.prob([0], 1)  # (C(0 1) + 1) / (C(0) + 3) = (3 + 1) / (3 + 3)

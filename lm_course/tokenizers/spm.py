@@ -105,6 +105,9 @@ class SentencePieceTokenizer:
                 "character, 0.9995 is usual for Chinese"
             )
         lines = _lines(text)
+        # SentencePiece silently skips lines longer than max_sentence_length bytes (4192 by
+        # default); a chapter of a Chinese classic is longer, so allow the longest line.
+        longest = max((len(line.encode("utf-8")) for line in lines), default=0)
         writer = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
@@ -118,6 +121,7 @@ class SentencePieceTokenizer:
                 remove_extra_whitespaces=False,
                 add_dummy_prefix=False,
                 user_defined_symbols=["\n"],
+                max_sentence_length=max(4192, longest + 1),
                 num_threads=1,
                 minloglevel=2,  # errors only: the trainer's progress log is very long
             )
@@ -129,6 +133,14 @@ class SentencePieceTokenizer:
                     f"vocab_size={vocab_size} is too large for this training text: "
                     f"SentencePiece can make at most {limit.group(1)} pieces from it; pass "
                     f"vocab_size={limit.group(1)} or less, or train on more text"
+                ) from None
+            if "smaller than required_chars" in message:
+                needed = re.search(r"required_chars\. \d+ vs (\d+)", message)
+                at_least = f" ({needed.group(1)})" if needed else ""
+                raise ValueError(
+                    f"vocab_size={vocab_size} is smaller than the number of distinct "
+                    f"characters SentencePiece must keep{at_least}; pass a larger vocab_size "
+                    "or a lower character_coverage"
                 ) from None
             raise
         tok = cls(writer.getvalue())
