@@ -41,7 +41,7 @@ class Chapter:
 
 
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter(1, "Background", "what a language model\npredicts, and how well", "000, 004", 0, 1),
+    Chapter(1, "Background", "what a language model\npredicts, and how well", "001, 003, 004", 0, 1),
     Chapter(2, "Attention", "softmax$(QK^T/\\sqrt{d})V$\nand the articles' errors", "000, 001",
             1, 1.6),
     Chapter(3, "An LSTM baseline", "the articles' LSTM model,\nfixed and trained", "000", 1, 0.4),
