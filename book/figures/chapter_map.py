@@ -44,7 +44,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(1, "Background", "what a language model\npredicts, and how well", "001, 003, 004", 0, 1),
     Chapter(2, "Attention", "softmax$(QK^T/\\sqrt{d})V$\nand the articles' errors", "000, 001",
             1, 1.6),
-    Chapter(3, "An LSTM baseline", "the articles' LSTM model,\nfixed and trained", "000", 1, 0.4),
+    Chapter(3, "The LSTM baseline", "the articles' LSTM model,\nfixed and trained", "000", 1, 0.4),
     Chapter(4, "The Transformer", "positions, heads,\nresiduals, layer norm", "002, 003", 2, 1),
     Chapter(5, "Pretraining and\nfine-tuning", "next-token pretraining,\nthen a small task",
             "001, 004", 3, 1.6),
