@@ -1,0 +1,284 @@
+"""A bidirectional Transformer encoder pretrained with masked language modelling (BERT).
+
+Unlike the GPT, every token sees every other (non-padding) token, so the model cannot be
+trained to predict the next token -- it would simply read it. Masked language modelling
+(MLM, article 004) hides about 15 % of the tokens instead and asks the model to recover
+them from both sides. :func:`mask_tokens` implements BERT's recipe; the chosen positions
+become targets and every other position gets the target ``-100``, which the loss ignores.
+
+After pretraining, :class:`SequenceClassifier` puts a small head on the encoder for
+fine-tuning (sentiment, for example).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lm_course.attention import BACKENDS, check_heads, padding_mask
+from lm_course.models.blocks import Block, check_token_ids, init_weights
+from lm_course.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+
+__all__ = ["EncoderConfig", "TransformerEncoder", "SequenceClassifier", "mask_tokens"]
+
+IGNORE_INDEX = -100
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class EncoderConfig:
+    """Hyper-parameters of :class:`TransformerEncoder`, checked when the config is created.
+
+    ``max_len`` is the longest input; ``pad_id`` (or ``None``) is the padding token, used to
+    build the padding mask when ``forward`` gets no ``attention_mask``.
+    """
+
+    vocab_size: int
+    max_len: int
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    d_ff: int | None = None
+    dropout: float = 0.1
+    bias: bool = True
+    attention: str = "sdpa"
+    positional: str = "learned"
+    pad_id: int | None = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_len", "n_layer", "n_head", "d_model"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"EncoderConfig.{name} must be a positive integer, got {value!r}")
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        elif not _is_int(self.d_ff) or self.d_ff < 1:
+            raise ValueError(
+                f"EncoderConfig.d_ff must be a positive integer or None, got {self.d_ff!r}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"EncoderConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.attention not in BACKENDS:
+            raise ValueError(
+                f"EncoderConfig.attention must be one of {BACKENDS}, got {self.attention!r}"
+            )
+        if self.positional not in ("learned", "sinusoidal"):
+            raise ValueError(
+                f"EncoderConfig.positional must be one of ('learned', 'sinusoidal'), "
+                f"got {self.positional!r}"
+            )
+        if self.pad_id is not None and not (
+            _is_int(self.pad_id) and 0 <= self.pad_id < self.vocab_size
+        ):
+            raise ValueError(
+                f"EncoderConfig.pad_id must be None or an id in [0, {self.vocab_size - 1}], "
+                f"got {self.pad_id!r}"
+            )
+        check_heads(self.d_model, self.n_head)
+
+
+class TransformerEncoder(nn.Module):
+    """Bidirectional pre-LN Transformer with a masked-LM head tied to the token embeddings.
+
+    ``forward(idx (batch, seq), targets=None, attention_mask=None) -> (logits, loss)`` with
+    logits ``(batch, seq, vocab_size)``.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        if not isinstance(config, EncoderConfig):
+            raise TypeError(f"config must be an EncoderConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        if c.positional == "learned":
+            self.pos_emb: nn.Module = LearnedPositionalEmbedding(c.d_model, c.max_len)
+        else:
+            self.pos_emb = SinusoidalPositionalEncoding(c.d_model, c.max_len)
+        self.blocks = nn.ModuleList(
+            Block(c.d_model, c.n_head, c.d_ff, c.dropout, c.bias, c.attention)
+            for _ in range(c.n_layer)
+        )
+        self.ln_f = nn.LayerNorm(c.d_model, bias=c.bias)
+        # The MLM head reuses the embedding matrix (tied) plus one bias per token.
+        self.mlm_bias = nn.Parameter(torch.zeros(c.vocab_size))
+        init_weights(self, c.n_layer)
+
+    def _keep_mask(self, idx: Tensor, attention_mask: Tensor | None) -> Tensor | None:
+        if attention_mask is None:
+            return None if self.config.pad_id is None else idx != self.config.pad_id
+        if not isinstance(attention_mask, Tensor) or attention_mask.shape != idx.shape:
+            shape = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else None
+            raise ValueError(
+                f"attention_mask must be a (batch, seq) tensor like idx {tuple(idx.shape)} "
+                f"(1/True = real token, 0/False = padding), got {shape}"
+            )
+        return attention_mask
+
+    def encode(self, idx: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Contextual vectors ``(batch, seq, d_model)`` for token ids ``(batch, seq)``.
+
+        ``attention_mask`` ``(batch, seq)``: 1/True for real tokens, 0/False for padding.
+        Without it, positions equal to ``config.pad_id`` are treated as padding.
+        """
+        c = self.config
+        check_token_ids(idx, c.vocab_size, "idx")
+        if idx.size(1) > c.max_len:
+            raise ValueError(
+                f"sequence of {idx.size(1)} tokens is longer than max_len={c.max_len}; "
+                f"truncate the input"
+            )
+        keep = self._keep_mask(idx, attention_mask)
+        mask = None if keep is None else padding_mask(keep)  # (batch, 1, 1, seq)
+        x = self.pos_emb(self.tok_emb(idx))
+        if c.dropout > 0.0:
+            x = F.dropout(x, p=c.dropout, training=self.training)
+        for block in self.blocks:
+            x = block(x, mask=mask)
+        return self.ln_f(x)
+
+    def forward(
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """MLM logits ``(batch, seq, vocab_size)`` and the loss over targets that are not -100.
+
+        Args:
+            idx: ``(batch, seq)`` token ids, with some replaced by :func:`mask_tokens`.
+            targets: ``(batch, seq)`` original ids at masked positions, ``-100`` elsewhere.
+            attention_mask: ``(batch, seq)`` 1/True = real token, 0/False = padding.
+        """
+        hidden = self.encode(idx, attention_mask)
+        logits = F.linear(hidden, self.tok_emb.weight, self.mlm_bias)
+        loss = None
+        if targets is not None:
+            if not isinstance(targets, Tensor) or targets.shape != idx.shape:
+                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}")
+            loss = F.cross_entropy(
+                logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
+            )
+        return logits, loss
+
+
+class SequenceClassifier(nn.Module):
+    """A classification head on a :class:`TransformerEncoder`, for fine-tuning.
+
+    Args:
+        encoder: the (pretrained) encoder; its parameters are trained along unless frozen.
+        n_classes: number of labels.
+        pooling: ``"first"`` -- the vector of the first token (BERT's ``[CLS]``), or
+            ``"mean"`` -- the average over real (non-padding) tokens.
+        dropout: dropout before the final linear layer.
+
+    ``forward(idx, attention_mask=None, labels=None) -> (logits (batch, n_classes), loss)``.
+    """
+
+    def __init__(
+        self,
+        encoder: TransformerEncoder,
+        n_classes: int,
+        pooling: str = "first",
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not isinstance(encoder, TransformerEncoder):
+            raise TypeError(f"encoder must be a TransformerEncoder, got {type(encoder).__name__}")
+        if not _is_int(n_classes) or n_classes < 2:
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        if pooling not in ("first", "mean"):
+            raise ValueError(f"pooling must be 'first' or 'mean', got {pooling!r}")
+        self.encoder, self.pooling, self.dropout = encoder, pooling, dropout
+        self.head = nn.Linear(encoder.config.d_model, n_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(
+        self,
+        idx: Tensor,
+        attention_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Class logits ``(batch, n_classes)``; the loss too when labels ``(batch,)`` are given."""
+        hidden = self.encoder.encode(idx, attention_mask)  # (batch, seq, d_model)
+        if self.pooling == "first":
+            pooled = hidden[:, 0]
+        else:
+            keep = self.encoder._keep_mask(idx, attention_mask)
+            if keep is None:
+                pooled = hidden.mean(dim=1)
+            else:
+                weights = keep.to(hidden.dtype).unsqueeze(-1)  # (batch, seq, 1)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        logits = self.head(F.dropout(pooled, p=self.dropout, training=self.training))
+        loss = None
+        if labels is not None:
+            if not isinstance(labels, Tensor) or labels.shape != (idx.size(0),):
+                raise ValueError(f"labels must have shape (batch,) = ({idx.size(0)},)")
+            loss = F.cross_entropy(logits, labels)
+        return logits, loss
+
+
+def mask_tokens(
+    ids: Tensor,
+    mask_id: int,
+    vocab_size: int,
+    special_ids: Iterable[int] = (),
+    prob: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """BERT's masking rule: pick ``prob`` of the tokens, then 80 % / 10 % / 10 %.
+
+    Each non-special token is chosen with probability ``prob``. A chosen token becomes a
+    target and, in the input, is replaced by ``mask_id`` (80 %), by a random non-special
+    token (10 %), or kept unchanged (10 %). The random and unchanged cases stop the model
+    from learning that only ``[MASK]`` positions matter, since ``[MASK]`` never appears at
+    fine-tuning time.
+
+    Args:
+        ids: token ids ``(batch, seq)`` (or any shape), integer.
+        mask_id: id of the ``[MASK]`` token.
+        vocab_size: size of the vocabulary the random tokens are drawn from.
+        special_ids: ids never chosen and never drawn (padding, ``[CLS]``, ``[SEP]``, ...).
+        prob: fraction of tokens to choose, in ``(0, 1]``.
+        generator: a :class:`torch.Generator` for reproducible masks.
+
+    Returns:
+        ``(inputs, targets)``, both shaped like ``ids``: ``targets`` holds the original id
+        at chosen positions and ``-100`` everywhere else.
+    """
+    if not isinstance(ids, Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError("ids must be an integer tensor of token ids")
+    if not _is_int(vocab_size) or vocab_size < 2:
+        raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
+    if not _is_int(mask_id) or not 0 <= mask_id < vocab_size:
+        raise ValueError(f"mask_id must be an id in [0, {vocab_size - 1}], got {mask_id!r}")
+    if not 0.0 < prob <= 1.0:
+        raise ValueError(f"prob must be in (0, 1], got {prob}; BERT uses 0.15")
+    special = torch.tensor(sorted(set(special_ids) | {mask_id}), dtype=ids.dtype)
+    allowed = torch.ones(vocab_size, dtype=torch.bool)
+    allowed[special[(special >= 0) & (special < vocab_size)]] = False
+    random_pool = allowed.nonzero().squeeze(1).to(ids.device)  # ids a random draw may give
+    if random_pool.numel() == 0:
+        raise ValueError("every id in the vocabulary is special: nothing left to draw from")
+
+    def uniform() -> Tensor:
+        return torch.rand(ids.shape, generator=generator).to(ids.device)
+
+    chosen = (uniform() < prob) & ~torch.isin(ids, special.to(ids.device))
+    targets = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
+    # One more uniform number per token splits the chosen ones 80 / 10 / 10.
+    split = uniform()
+    to_mask = chosen & (split < 0.8)
+    to_random = chosen & (split >= 0.8) & (split < 0.9)
+    pick = torch.randint(len(random_pool), ids.shape, generator=generator).to(ids.device)
+    inputs = torch.where(to_mask, torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(to_random, random_pool[pick], inputs)
+    return inputs, targets

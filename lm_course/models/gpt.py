@@ -1,0 +1,323 @@
+"""A decoder-only Transformer language model in the style of GPT-2.
+
+It learns ``P(w_{t+1} | w_1 .. w_t) = softmax(W_o h_t)`` (article 001, section 4) for every
+position ``t`` at once: a causal mask lets position ``t`` read positions ``<= t`` only, so
+one forward pass over a ``(batch, seq)`` block yields ``seq`` next-token predictions.
+
+Choices the config exposes, all covered by the course's tests:
+
+* ``positional``: ``"learned"`` (GPT-2), ``"sinusoidal"``, ``"rope"`` or ``"alibi"``;
+* ``window``: sliding-window (local) attention over the last ``window`` tokens;
+* ``attention``: PyTorch's fused kernel (``"sdpa"``) or the written-out one (``"manual"``).
+
+Decoding one token at a time re-reads the whole prefix unless the keys and values of past
+positions are kept: :class:`KVCache` stores them, so each new token costs one position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lm_course.attention import BACKENDS, check_heads, sliding_window_mask
+from lm_course.models.blocks import Block, check_token_ids, init_weights
+from lm_course.positional import (
+    LearnedPositionalEmbedding,
+    RotaryEmbedding,
+    SinusoidalPositionalEncoding,
+    alibi_bias,
+)
+
+__all__ = ["GPTConfig", "GPT", "KVCache", "POSITIONAL_KINDS"]
+
+POSITIONAL_KINDS = ("learned", "sinusoidal", "rope", "alibi")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class GPTConfig:
+    """Hyper-parameters of :class:`GPT`, checked when the config is created.
+
+    The defaults of the optional fields are the course's CPU reference model (4 layers,
+    4 heads, width 128); ``block_size`` is the longest context the model can read.
+    ``d_ff`` defaults to ``4 * d_model``.
+    """
+
+    vocab_size: int
+    block_size: int
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    d_ff: int | None = None
+    dropout: float = 0.0
+    bias: bool = False
+    attention: str = "sdpa"
+    positional: str = "learned"
+    window: int | None = None
+    tie_weights: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        elif not _is_int(self.d_ff) or self.d_ff < 1:
+            raise ValueError(
+                f"GPTConfig.d_ff must be a positive integer or None (= 4 * d_model), "
+                f"got {self.d_ff!r}"
+            )
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise TypeError(f"GPTConfig.dropout must be a float in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.attention not in BACKENDS:
+            raise ValueError(
+                f"GPTConfig.attention must be one of {BACKENDS}, got {self.attention!r}"
+            )
+        if self.positional not in POSITIONAL_KINDS:
+            raise ValueError(
+                f"GPTConfig.positional must be one of {POSITIONAL_KINDS}, got {self.positional!r}"
+            )
+        if self.window is not None and (not _is_int(self.window) or self.window < 1):
+            raise ValueError(
+                f"GPTConfig.window must be None (full causal attention) or a positive "
+                f"integer, got {self.window!r}"
+            )
+        for name in ("bias", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}"
+                )
+        check_heads(self.d_model, self.n_head)
+        if self.positional == "rope" and self.d_head % 2:
+            raise ValueError(
+                f"positional='rope' needs an even head width, but d_model / n_head = "
+                f"{self.d_model} / {self.n_head} = {self.d_head}; change d_model or n_head"
+            )
+        if self.positional == "sinusoidal" and self.d_model % 2:
+            raise ValueError(f"positional='sinusoidal' needs an even d_model, got {self.d_model}")
+
+    @property
+    def d_head(self) -> int:
+        """Width of one attention head, ``d_model // n_head``."""
+        return self.d_model // self.n_head
+
+
+class KVCache:
+    """Keys and values of past positions, preallocated for ``max_len`` positions.
+
+    ``k`` and ``v`` are ``(n_layer, batch, heads, max_len, d_head)``; ``pos`` counts the
+    positions already stored. During a forward pass every layer calls :meth:`update` with
+    the keys and values of the new tokens; the model then calls :meth:`advance`.
+    """
+
+    def __init__(
+        self,
+        n_layer: int,
+        batch_size: int,
+        n_head: int,
+        max_len: int,
+        d_head: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        shape = (n_layer, batch_size, n_head, max_len, d_head)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.batch_size, self.max_len, self.pos = batch_size, max_len, 0
+
+    def update(self, layer_idx: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store ``k, v`` ``(batch, heads, new, d_head)`` after the past ones of this layer.
+
+        Returns all keys and values so far, ``(batch, heads, pos + new, d_head)``.
+        """
+        end = self.pos + k.size(2)
+        if end > self.max_len:
+            raise ValueError(
+                f"KV cache is full: {self.pos} stored + {k.size(2)} new > max_len={self.max_len}"
+            )
+        self.k[layer_idx, :, :, self.pos : end] = k
+        self.v[layer_idx, :, :, self.pos : end] = v
+        return self.k[layer_idx, :, :, :end], self.v[layer_idx, :, :, :end]
+
+    def advance(self, n: int) -> None:
+        """Mark ``n`` more positions as stored (called once per forward pass)."""
+        self.pos += n
+
+    def reset(self) -> None:
+        """Forget everything (the tensors are reused)."""
+        self.pos = 0
+
+
+class GPT(nn.Module):
+    """Decoder-only Transformer: embeddings, ``n_layer`` pre-LN blocks, final LayerNorm, head.
+
+    ``forward(idx (batch, seq), targets=None, cache=None) -> (logits, loss)`` with logits
+    ``(batch, seq, vocab_size)``; ``loss`` is the mean cross-entropy over the targets that
+    are not ``-100``, or ``None`` without targets.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        # Absolute positions are added to the embeddings; relative ones act in attention.
+        self.pos_emb: nn.Module | None = None
+        if c.positional == "learned":
+            self.pos_emb = LearnedPositionalEmbedding(c.d_model, c.block_size)
+        elif c.positional == "sinusoidal":
+            self.pos_emb = SinusoidalPositionalEncoding(c.d_model, c.block_size)
+        self.rope = RotaryEmbedding(c.d_head, c.block_size) if c.positional == "rope" else None
+        self.blocks = nn.ModuleList(
+            Block(c.d_model, c.n_head, c.d_ff, c.dropout, c.bias, c.attention)
+            for _ in range(c.n_layer)
+        )
+        self.ln_f = nn.LayerNorm(c.d_model, bias=c.bias)
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+
+        # Masks and biases for every (query, key) pair of a block, built once and sliced
+        # at each call. Plain causal attention needs none: the fused kernel's is_causal.
+        mask_table = None
+        if c.window is not None:
+            mask_table = sliding_window_mask(c.block_size, c.window)
+        elif c.positional == "alibi":
+            mask_table = torch.ones(c.block_size, c.block_size, dtype=torch.bool).tril()
+        alibi = alibi_bias(c.n_head, c.block_size) if c.positional == "alibi" else None
+        self.register_buffer("attn_mask", mask_table, persistent=False)  # (block, block)
+        self.register_buffer("alibi", alibi, persistent=False)  # (heads, block, block)
+
+        init_weights(self, c.n_layer)
+        if c.tie_weights:
+            # The same matrix maps ids to vectors and vectors to scores over ids.
+            self.lm_head.weight = self.tok_emb.weight
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        cache: KVCache | None = None,
+        *,
+        last_only: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Next-token logits for every position, and the loss when targets are given.
+
+        Args:
+            idx: token ids ``(batch, seq)``, integer, values in ``[0, vocab_size)``.
+            targets: ``(batch, seq)`` ids to predict (usually ``idx`` shifted by one);
+                positions set to ``-100`` are ignored.
+            cache: a :class:`KVCache` from :meth:`make_cache`; ``idx`` then holds the
+                *new* tokens only, which sit at positions ``cache.pos ..``.
+            last_only: return logits ``(batch, 1, vocab_size)`` for the last position only,
+                which saves the biggest matmul when sampling. Not allowed with targets.
+
+        Returns:
+            ``(logits, loss)``: logits ``(batch, seq, vocab_size)`` (or ``(batch, 1, ...)``),
+            loss a scalar tensor or ``None``.
+        """
+        c = self.config
+        check_token_ids(idx, c.vocab_size, "idx")
+        b, t = idx.shape
+        start = 0 if cache is None else cache.pos
+        if start + t > c.block_size:
+            where = f" (the cache already holds {start})" if cache is not None else ""
+            raise ValueError(
+                f"sequence of {t} tokens{where} is longer than block_size={c.block_size}; "
+                f"crop the input to its last {c.block_size - start} tokens"
+            )
+        if cache is not None and cache.batch_size != b:
+            raise ValueError(
+                f"idx has batch size {b} but the cache was made for {cache.batch_size}"
+            )
+        if last_only and targets is not None:
+            raise ValueError("last_only=True returns one position; it cannot be used with targets")
+
+        x = self.tok_emb(idx)  # (batch, seq, d_model)
+        if self.pos_emb is not None:
+            x = self.pos_emb(x, start)
+        if c.dropout > 0.0:
+            x = F.dropout(x, p=c.dropout, training=self.training)
+
+        end = start + t
+        mask = None if self.attn_mask is None else self.attn_mask[start:end, :end]
+        attn_bias = None if self.alibi is None else self.alibi[:, start:end, :end]
+        for i, block in enumerate(self.blocks):
+            x = block(
+                x,
+                mask=mask,
+                attn_bias=attn_bias,
+                is_causal=mask is None,
+                rope=self.rope,
+                cache=cache,
+                layer_idx=i,
+            )
+        if cache is not None:
+            cache.advance(t)
+
+        x = self.ln_f(x)
+        if last_only:
+            x = x[:, -1:]
+        logits = self.lm_head(x)  # (batch, seq, vocab_size)
+        loss = None
+        if targets is not None:
+            if not isinstance(targets, Tensor) or targets.shape != idx.shape:
+                shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets)
+                raise ValueError(
+                    f"targets must have the shape of idx {tuple(idx.shape)}, got {shape}"
+                )
+            loss = F.cross_entropy(
+                logits.view(-1, logits.size(-1)), targets.reshape(-1).long(), ignore_index=-100
+            )
+        return logits, loss
+
+    # ------------------------------------------------------------------ helpers
+
+    def make_cache(self, batch_size: int) -> KVCache:
+        """An empty :class:`KVCache` for ``batch_size`` rows, on the model's device and dtype."""
+        c = self.config
+        w = self.tok_emb.weight
+        return KVCache(
+            c.n_layer, batch_size, c.n_head, c.block_size, c.d_head, device=w.device, dtype=w.dtype
+        )
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Number of parameters (shared ones counted once).
+
+        With ``non_embedding=True`` the lookup tables that do no arithmetic are left out:
+        learned position embeddings and, when the weights are not tied, the input token
+        embedding. (Tied, that matrix is also the output layer and does real work.) This is
+        the ``N`` of the ``6N`` FLOPs-per-token rule.
+        """
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            if isinstance(self.pos_emb, LearnedPositionalEmbedding):
+                n -= self.pos_emb.weight.numel()
+            if not self.config.tie_weights:
+                n -= self.tok_emb.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs per token (forward + backward): ``6 N + 12 L d T``.
+
+        ``6 N`` counts the weight matmuls (2 FLOPs per multiply-add, backward twice the
+        forward); ``12 L d T`` the attention scores and weighted sums over a context of
+        ``T`` (``seq_len``, default ``block_size``; at most ``window`` with local
+        attention). Divide achieved FLOP/s by the hardware peak to get MFU.
+        """
+        c = self.config
+        t = c.block_size if seq_len is None else seq_len
+        if c.window is not None:
+            t = min(t, c.window)
+        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.d_model * t
