@@ -1,0 +1,201 @@
+"""``python -m lm_course bench``: the course's speed and quality measurements.
+
+What it measures, in order:
+
+1. **Throughput** of the reference configuration (4 layers, 4 heads, width 128, context
+   64, batch 12, character-level Tiny Shakespeare): it trains that configuration for its
+   2,000 steps with the course's trainer and reports training tokens per second, plus an
+   estimated model FLOP utilisation (MFU) against a matrix multiply timed on the same
+   device. The wall-clock time of those 2,000 steps is the **budget**.
+2. **Quality in the budget**: the course's default recipe (preset ``cpu`` on a CPU,
+   ``gpu`` on CUDA) trains for as many steps as fit in the budget; its validation loss is
+   reported.
+3. **KV cache**: seconds to generate 500 new tokens with and without the cache.
+
+``--quick`` trains 200 reference steps instead of 2,000 (the budget shrinks with it), so
+its losses are far from the targets; the keys are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from typing import Any
+
+import torch
+
+from . import charlm
+from .generation import generate
+from .models.gpt import GPT, GPTConfig
+from .presets import get_preset
+from .training import TrainConfig, train
+from .training.device import describe_device, pick_device
+
+TARGETS = {  # the course's targets on a 2-core CPU (see the README)
+    "train_tokens_per_s": 18_000,
+    "val_loss_at_budget": 1.75,
+    "kv_cache_speedup": 5.0,
+}
+
+
+def matmul_flops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:
+    """Floating-point operations per second of an ``n x n`` float32 matmul on ``device``."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _quiet(config: TrainConfig, **changes: Any) -> TrainConfig:
+    fields = {**config.__dict__, "progress": False, "eval_every": 0, "checkpoint_dir": None,
+              **changes}
+    return TrainConfig(**fields)
+
+
+def _timed_train(model: GPT, batches: Any, config: TrainConfig) -> tuple[Any, float]:
+    """Train and return the history with the wall-clock seconds of the whole call.
+
+    The whole call counts (start-up and the final evaluation included), so the budget is
+    what a reader would wait.
+    """
+    start = time.perf_counter()
+    history = train(model, batches, config)
+    return history, time.perf_counter() - start
+
+
+def reference_run(device: torch.device, steps: int) -> dict[str, float]:
+    """Train the reference configuration for ``steps`` steps; time it and evaluate it."""
+    preset = get_preset("reference-cpu")
+    model, _, batches, config = charlm.build(preset)
+    config = _quiet(config, max_steps=steps, device=str(device), eval_batches=20)
+    history, seconds = _timed_train(model, batches, config)
+    tokens = steps * batches.tokens_per_batch()
+    return {
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+        "val_loss": history.val_loss[-1],
+        "flops_per_token": model.flops_per_token(),
+    }
+
+
+def recipe_run(device: torch.device, budget_s: float) -> dict[str, Any]:
+    """Train the default recipe for as many steps as fit in ``budget_s`` seconds."""
+    preset = get_preset("gpu" if device.type == "cuda" else "cpu")
+    model, _, batches, config = charlm.build(preset)
+    # Measure the recipe's step rate on a short run, then size the real run to the budget,
+    # so that its learning-rate schedule ends exactly when the time is up.
+    _, probe_s = _timed_train(model, batches, _quiet(config, max_steps=20, device=str(device),
+                                                      eval_batches=1, warmup_steps=0))
+    steps = max(10, int(0.97 * budget_s * 20 / probe_s))
+    model, _, batches, config = charlm.build(preset)
+    config = _quiet(config, max_steps=steps, device=str(device), eval_batches=20,
+                    warmup_steps=min(config.warmup_steps, steps // 10))
+    history, seconds = _timed_train(model, batches, config)
+    return {"preset": preset.name, "steps": steps, "seconds": seconds,
+            "val_loss": history.val_loss[-1]}
+
+
+def kv_cache_speedup(device: torch.device, new_tokens: int = 500) -> dict[str, float]:
+    """Seconds to generate ``new_tokens`` greedily with and without the KV cache.
+
+    The model has the reference shape with a context long enough to hold every token, so
+    both paths compute exactly the same thing; its weights are random, which changes
+    nothing about speed.
+    """
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=65, block_size=new_tokens + 1)).to(device).eval()
+    prompt = torch.zeros(1, 1, dtype=torch.long, device=device)
+    timings = {}
+    for use_cache in (True, False):
+        best = float("inf")
+        for _ in range(2):
+            _sync(device)
+            start = time.perf_counter()
+            generate(model, prompt, new_tokens, greedy=True, use_cache=use_cache)
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+        timings["with_cache_s" if use_cache else "without_cache_s"] = best
+    timings["speedup"] = timings["without_cache_s"] / timings["with_cache_s"]
+    return timings
+
+
+def run(quick: bool = False, device: str = "auto") -> dict[str, Any]:
+    """Run every measurement and return them as one flat dictionary."""
+    dev = pick_device(device)
+    ref_steps = 200 if quick else get_preset("reference-cpu").train["max_steps"]
+    ref = reference_run(dev, ref_steps)
+    budget_s = ref["seconds"]
+    recipe = recipe_run(dev, budget_s)
+    kv = kv_cache_speedup(dev)
+    peak = matmul_flops(dev)
+    return {
+        "device": describe_device(dev),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "quick": quick,
+        "reference_steps": ref_steps,
+        "train_tokens_per_s": round(ref["tokens_per_s"]),
+        "mfu": round(ref["flops_per_token"] * ref["tokens_per_s"] / peak, 4),
+        "matmul_gflops": round(peak / 1e9, 1),
+        "reference_val_loss": round(ref["val_loss"], 4),
+        "budget_s": round(budget_s, 1),
+        "recipe": recipe["preset"],
+        "recipe_steps": recipe["steps"],
+        "recipe_seconds": round(recipe["seconds"], 1),
+        "val_loss_at_budget": round(recipe["val_loss"], 4),
+        "kv_cache_with_s": round(kv["with_cache_s"], 3),
+        "kv_cache_without_s": round(kv["without_cache_s"], 3),
+        "kv_cache_speedup": round(kv["speedup"], 2),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    """Render the result as a Markdown table with the targets and whether each is met."""
+    met = {
+        "train_tokens_per_s": result["train_tokens_per_s"] >= TARGETS["train_tokens_per_s"],
+        "val_loss_at_budget": result["val_loss_at_budget"] <= TARGETS["val_loss_at_budget"],
+        "kv_cache_speedup": result["kv_cache_speedup"] >= TARGETS["kv_cache_speedup"],
+    }
+    rows = [
+        ("training tokens/s, reference config", f"{result['train_tokens_per_s']:,}",
+         f">= {TARGETS['train_tokens_per_s']:,}", met["train_tokens_per_s"]),
+        ("model FLOP utilisation (vs measured matmul)", f"{result['mfu']:.1%}", "", None),
+        (f"budget: {result['reference_steps']} reference steps", f"{result['budget_s']} s",
+         "", None),
+        ("reference validation loss", f"{result['reference_val_loss']:.4f}", "", None),
+        (f"validation loss in budget (preset {result['recipe']}, "
+         f"{result['recipe_steps']} steps)", f"{result['val_loss_at_budget']:.4f}",
+         f"<= {TARGETS['val_loss_at_budget']}", met["val_loss_at_budget"]),
+        ("500 new tokens with / without KV cache",
+         f"{result['kv_cache_with_s']} s / {result['kv_cache_without_s']} s", "", None),
+        ("KV-cache speedup", f"{result['kv_cache_speedup']}x",
+         f">= {TARGETS['kv_cache_speedup']}x", met["kv_cache_speedup"]),
+    ]
+    lines = [f"Device: {result['device']} ({result['machine']}, {result['threads']} threads, "
+             f"torch {result['torch']}){' [quick]' if result['quick'] else ''}", "",
+             "| measure | value | target | met |", "|---|---:|---:|:---:|"]
+    for name, value, target, ok in rows:
+        lines.append(f"| {name} | {value} | {target} | "
+                     f"{'' if ok is None else ('yes' if ok else 'no')} |")
+    return "\n".join(lines)
+
+
+def main(quick: bool = False, as_json: bool = False, device: str = "auto") -> dict[str, Any]:
+    """Run the benchmark and print a table, or one JSON object with ``as_json``."""
+    result = run(quick=quick, device=device)
+    print(json.dumps(result) if as_json else table(result))
+    return result

@@ -1,0 +1,111 @@
+"""The course's command line: ``python -m lm_course {train,generate,bench}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from . import charlm
+from .presets import PRESETS, get_preset
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .training import train
+
+    preset = get_preset(args.preset)
+    out = Path(args.out or f"runs/{preset.name}")
+    model, tokenizer, batches, config = charlm.build(
+        preset, max_steps=args.max_steps, device=args.device, seed=args.seed,
+        compile=True if args.compile else None,
+        checkpoint_dir=str(out), checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(out / charlm.TOKENIZER_FILE)
+    print(f"preset {preset.name}: {model.num_params() / 1e6:.2f}M parameters; run folder {out}")
+    history = train(model, batches, config, meta=charlm.run_meta(preset, model))
+    if history.val_loss:
+        print(f"validation loss {history.val_loss[-1]:.4f} after {config.max_steps} steps")
+    print(f"checkpoint saved in {out}; try: python -m lm_course generate --run {out}")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from .generation import generate
+    from .training.device import pick_device
+
+    device = pick_device(args.device)
+    model, tokenizer = charlm.load_run(args.run, device)
+    prompt = args.prompt
+    ids = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    out = generate(model, ids, args.max_new_tokens, temperature=args.temperature,
+                   top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
+                   use_cache=not args.no_cache, generator=generator)
+    print(tokenizer.decode(out[0].tolist()))
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from .bench import main as bench_main
+
+    bench_main(quick=args.quick, as_json=args.json, device=args.device)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the tests and the docs)."""
+    main = argparse.ArgumentParser(prog="python -m lm_course", description=__doc__)
+    sub = main.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a character-level GPT on Tiny Shakespeare")
+    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
+                   help="recipe to train (default: cpu)")
+    p.add_argument("--out", help="run folder for checkpoints (default: runs/PRESET); a run "
+                   "resumes from the latest checkpoint there, so use a new folder to start over")
+    p.add_argument("--max-steps", type=_positive_int, help="override the preset's step count")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 or mps (default: the preset's)")
+    p.add_argument("--compile", action="store_true", help="use torch.compile")
+    p.add_argument("--seed", type=int, help="random seed (default: 1337)")
+    p.add_argument("--eval-every", type=int, default=200, help="steps between evaluations")
+    p.add_argument("--checkpoint-every", type=int, default=200,
+                   help="steps between checkpoints (a run resumes from the latest)")
+    p.set_defaults(func=_train)
+
+    g = sub.add_parser("generate", help="sample text from a trained run")
+    g.add_argument("--run", required=True, help="run folder written by `train`")
+    g.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    g.add_argument("--max-new-tokens", type=_positive_int, default=500)
+    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--top-k", type=_positive_int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--greedy", action="store_true", help="always pick the likeliest token")
+    g.add_argument("--no-cache", action="store_true", help="recompute keys/values every step")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto")
+    g.set_defaults(func=_generate)
+
+    b = sub.add_parser("bench", help="measure speed and quality; prints a table or JSON")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--quick", action="store_true", help="a shorter run with the same keys")
+    b.add_argument("--device", default="auto")
+    b.set_defaults(func=_bench)
+    return main
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m lm_course`` and the ``lm-course`` script."""
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        # Errors the course raises on bad input are already explained; no traceback.
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
