@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -23,13 +24,18 @@ def _train(args: argparse.Namespace) -> None:
         checkpoint_dir=str(out), checkpoint_every=args.checkpoint_every,
         eval_every=args.eval_every,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(out / charlm.TOKENIZER_FILE)
-    print(f"preset {preset.name}: {model.num_params() / 1e6:.2f}M parameters; run folder {out}")
+    # Under torchrun every process runs this function; only the first writes and reports.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(out / charlm.TOKENIZER_FILE)
+        print(f"preset {preset.name}: {model.num_params() / 1e6:.2f}M parameters; "
+              f"run folder {out}")
     history = train(model, batches, config, meta=charlm.run_meta(preset, model))
-    if history.val_loss:
-        print(f"validation loss {history.val_loss[-1]:.4f} after {config.max_steps} steps")
-    print(f"checkpoint saved in {out}; try: python -m lm_course generate --run {out}")
+    if main_process:
+        if history.val_loss:
+            print(f"validation loss {history.val_loss[-1]:.4f} after {config.max_steps} steps")
+        print(f"checkpoint saved in {out}; try: python -m lm_course generate --run {out}")
 
 
 def _generate(args: argparse.Namespace) -> None:

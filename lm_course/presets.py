@@ -36,10 +36,12 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="cpu",
-            description="The course's default CPU recipe (about 1.5 minutes on 2 cores).",
-            model=dict(block_size=128, n_layer=4, n_head=4, d_model=128, dropout=0.0),
-            batch_size=16,
-            train=dict(max_steps=1200, lr=3e-3, min_lr=3e-4, warmup_steps=50,
+            description="The course's default CPU recipe (about 2 minutes on 2 cores).",
+            # In a fixed wall-clock budget on a CPU, a shallower model that takes more steps
+            # learns more: measured against 3 and 4 layers, wider MLPs and bigger batches.
+            model=dict(block_size=64, n_layer=2, n_head=4, d_model=128, dropout=0.0),
+            batch_size=32,
+            train=dict(max_steps=1600, lr=6e-3, min_lr=6e-4, warmup_steps=100,
                        betas=(0.9, 0.99), weight_decay=0.1, grad_clip=1.0),
         ),
         Preset(

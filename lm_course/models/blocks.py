@@ -46,7 +46,7 @@ def check_token_ids(idx: object, vocab_size: int, name: str = "idx") -> Tensor:
         raise ValueError(
             f"{name} must contain at least one token per row, got shape {tuple(idx.shape)}"
         )
-    low, high = int(idx.min()), int(idx.max())
+    low, high = (int(v) for v in torch.aminmax(idx))  # one pass over the ids, not two
     if low < 0 or high >= vocab_size:
         bad = low if low < 0 else high
         raise ValueError(
