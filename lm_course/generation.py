@@ -114,7 +114,6 @@ def sample_next(
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
 
-@torch.no_grad()
 def generate(
     model: GPT,
     idx: Tensor,
@@ -175,23 +174,27 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        cache = model.make_cache(idx.size(0)) if use_cache else None
-        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        for step in range(max_new_tokens):
-            if cache is None or step == 0 or cache.pos >= block_size:
-                if cache is not None:  # (re-)prefill from position 0
-                    cache.reset()
-                logits, _ = model(idx[:, -block_size:], cache=cache, last_only=True)
-            else:
-                logits, _ = model(idx[:, -1:], cache=cache, last_only=True)
-            next_id = pick(logits)  # (batch,)
-            # Finished rows repeat their last token (the stop token that ended them).
-            next_id = torch.where(finished, idx[:, -1], next_id)
-            idx = torch.cat([idx, next_id[:, None]], dim=1)
-            if stop is not None:
-                finished |= torch.isin(next_id, stop)
-                if finished.all():
-                    break
+        # Inference mode skips autograd's bookkeeping, which is most of the cost of a
+        # one-token step of a small model.
+        with torch.inference_mode():
+            cache = model.make_cache(idx.size(0)) if use_cache else None
+            finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+            for step in range(max_new_tokens):
+                if cache is None or step == 0 or cache.pos >= block_size:
+                    if cache is not None:  # (re-)prefill from position 0
+                        cache.reset()
+                    logits, _ = model(idx[:, -block_size:], cache=cache, last_only=True)
+                else:
+                    logits, _ = model(idx[:, -1:], cache=cache, last_only=True)
+                next_id = pick(logits)  # (batch,)
+                # Finished rows repeat their last token (the stop token that ended them).
+                next_id = torch.where(finished, idx[:, -1], next_id)
+                idx = torch.cat([idx, next_id[:, None]], dim=1)
+                if stop is not None:
+                    finished |= torch.isin(next_id, stop)
+                    if finished.all():
+                        break
     finally:
         model.train(was_training)
-    return idx
+    # Tensors made in inference mode cannot be used in training later; a clone can.
+    return idx.clone()

@@ -25,11 +25,12 @@ TIMINGS_MD = ROOT / "book" / "generated" / "notebook_timings.md"
 
 
 def machine_label() -> str:
-    """A short description of where the notebooks ran, e.g. ``"CPU, 1 thread (x86_64)"``."""
+    """Where the notebooks ran, e.g. ``"2-core CPU (x86_64), 1 thread"`` or the GPU's name."""
     if torch.cuda.is_available():
         return f"GPU: {torch.cuda.get_device_name(0)}"
-    threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
-    return f"CPU, {threads} thread(s), {os.cpu_count()} cores ({platform.machine()})"
+    threads = int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
+    return (f"{os.cpu_count()}-core CPU ({platform.machine()}), "
+            f"{threads} thread{'s' if threads > 1 else ''}")
 
 
 def execute(notebook: Path) -> float:
@@ -63,6 +64,16 @@ def record(timings: dict[str, float]) -> None:
     for name, seconds in timings.items():
         table.setdefault(name, {})[label] = round(seconds, 1)
     TIMINGS_JSON.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    write_table()
+
+
+def write_table() -> None:
+    """Render ``notebook_timings.json`` as the Markdown table the preface includes.
+
+    One column per machine the notebooks were timed on; a GPU column appears once the
+    notebooks have been regenerated on a GPU.
+    """
+    table = json.loads(TIMINGS_JSON.read_text())
     machines = sorted({m for row in table.values() for m in row})
     lines = ["| notebook | " + " | ".join(machines) + " |",
              "|---|" + "---:|" * len(machines)]

@@ -20,7 +20,7 @@ def test_quick_bench_prints_one_json_object(shared_data: Path) -> None:
                             capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
-    assert KEYS <= record.keys()
+    assert record.keys() >= KEYS
     assert record["quick"] is True and record["device"].startswith("cpu")
     assert record["train_tokens_per_s"] > 0 and 0 < record["mfu"] < 1
     assert record["kv_cache_speedup"] > 1  # the cache must at least help

@@ -173,3 +173,16 @@ def test_generation_does_not_track_gradients():
     assert not out.requires_grad
     assert all(p.grad is None for p in model.parameters())
     assert math.isfinite(float(out.sum()))
+
+
+def test_generated_ids_can_be_used_for_training() -> None:
+    """Generation runs in inference mode, but hands back an ordinary tensor."""
+    from lm_course.generation import generate
+    from lm_course.models.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=2, d_model=8))
+    out = generate(model, torch.zeros(1, 1, dtype=torch.long), 5, greedy=True)
+    assert not out.is_inference()
+    _, loss = model(out[:, :-1], out[:, 1:])
+    loss.backward()  # would fail on an inference tensor
