@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from lm_course.progress import progress
-from lm_course.tokenizers.char import _as_id_list
+from lm_course.tokenizers.ids import as_id_list
 
 _FORMAT = "lm_course.BPETokenizer"
 
@@ -207,13 +207,7 @@ class BPETokenizer:
         cut a sequence at an arbitrary point) cannot be decoded exactly; such bytes come out
         as the replacement character ``\\ufffd``.
         """
-        ids = _as_id_list(ids, "ids")
-        for pos, i in enumerate(ids):
-            if i not in self.vocab:
-                raise ValueError(
-                    f"ids[{pos}]={i} is outside the vocabulary [0, {self.vocab_size}); "
-                    "were these ids made by another tokenizer?"
-                )
+        ids = as_id_list(ids, self.vocab_size)
         return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
 
     def tokens(self, text: str) -> list[str]:

@@ -14,11 +14,12 @@ That loses information: ``decode`` writes the ``unk`` string back in their place
 from __future__ import annotations
 
 import json
-import operator
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from lm_course.tokenizers.ids import as_id_list
 
 _FORMAT = "lm_course.CharTokenizer"
 
@@ -108,13 +109,7 @@ class CharTokenizer:
 
         Shape: ``ids`` is ``(seq,)``.
         """
-        ids = _as_id_list(ids, "ids")
-        for pos, i in enumerate(ids):
-            if not 0 <= i < self.vocab_size:
-                raise ValueError(
-                    f"ids[{pos}]={i} is outside the vocabulary [0, {self.vocab_size}); "
-                    "were these ids made by another tokenizer?"
-                )
+        ids = as_id_list(ids, self.vocab_size)
         return "".join(self.itos[i] for i in ids)
 
     def save(self, path: str | Path) -> None:
@@ -135,27 +130,3 @@ class CharTokenizer:
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size}, unk={self.unk!r})"
-
-
-def _as_id_list(ids: Sequence[int] | torch.Tensor, name: str) -> list[int]:
-    """Accept a list of ints or a 1-D integer tensor and return a list of Python ints."""
-    if isinstance(ids, torch.Tensor):
-        if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex():
-            raise TypeError(
-                f"{name} must be a 1-D integer tensor, got shape {tuple(ids.shape)} and dtype "
-                f"{ids.dtype}; decode one sequence at a time, e.g. decode(batch[0])"
-            )
-        return ids.tolist()
-    if isinstance(ids, str | bytes):
-        raise TypeError(f"{name} must be a list of ints, got {type(ids).__name__}")
-    out = []
-    for pos, i in enumerate(ids):
-        # bool is a subclass of int, but True as a token id is surely a mistake.
-        # operator.index accepts every integer type (NumPy's too) and rejects floats.
-        try:
-            if isinstance(i, bool):
-                raise TypeError
-            out.append(operator.index(i))
-        except TypeError:
-            raise TypeError(f"{name}[{pos}]={i!r} is not an int; token ids are integers") from None
-    return out

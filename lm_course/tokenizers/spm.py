@@ -33,7 +33,7 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
-from lm_course.tokenizers.char import _as_id_list
+from lm_course.tokenizers.ids import as_id_list
 
 MODEL_TYPES = ("bpe", "unigram")
 
@@ -162,13 +162,7 @@ class SentencePieceTokenizer:
 
     def decode(self, ids: list[int] | torch.Tensor) -> str:
         """Turn piece ids back into text. Shape: ``ids`` is ``(seq,)``."""
-        ids = _as_id_list(ids, "ids")
-        for pos, i in enumerate(ids):
-            if not 0 <= i < self.vocab_size:
-                raise ValueError(
-                    f"ids[{pos}]={i} is outside the vocabulary [0, {self.vocab_size}); "
-                    "were these ids made by another tokenizer?"
-                )
+        ids = as_id_list(ids, self.vocab_size)
         return self.processor.decode(ids)
 
     def pieces(self, text: str) -> list[str]:
