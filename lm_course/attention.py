@@ -79,7 +79,9 @@ def scaled_dot_product_attention(
             f"mask must be a boolean tensor (True = may attend), got dtype {mask.dtype}; "
             f"for an additive float mask pass it as bias= instead"
         )
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (batch, heads, q_len, k_len)
+    scores = (
+        q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    )  # (batch, heads, q_len, k_len)
     if bias is not None:
         scores = scores + bias
     if mask is not None:
@@ -184,7 +186,9 @@ def padding_mask(lengths_or_keep: Tensor, max_len: int | None = None) -> Tensor:
         longest = int(x.max()) if x.numel() else 0
         max_len = longest if max_len is None else max_len
         if max_len < longest:
-            raise ValueError(f"max_len ({max_len}) is shorter than the longest length ({longest})")
+            raise ValueError(
+                f"max_len ({max_len}) is shorter than the longest length ({longest})"
+            )
         keep = torch.arange(max_len, device=x.device)[None, :] < x[:, None]
         return keep[:, None, None, :]
     raise ValueError(
@@ -308,11 +312,15 @@ class MultiHeadAttention(nn.Module):
             if context is None:
                 raise ValueError("cross-attention needs context= (the encoder output)")
             q = split_heads(self.q_proj(x), self.n_heads)
-            k, v = (split_heads(z, self.n_heads) for z in self.kv_proj(context).chunk(2, -1))
+            k, v = (
+                split_heads(z, self.n_heads) for z in self.kv_proj(context).chunk(2, -1)
+            )
         else:
             if context is not None:
                 raise ValueError("context= is only for cross-attention (is_cross=True)")
-            q, k, v = (split_heads(z, self.n_heads) for z in self.qkv(x).chunk(3, dim=-1))
+            q, k, v = (
+                split_heads(z, self.n_heads) for z in self.qkv(x).chunk(3, dim=-1)
+            )
         offset = 0 if cache is None else cache.pos
         if rope is not None:
             q, k = rope(q, offset), rope(k, offset)
@@ -321,10 +329,14 @@ class MultiHeadAttention(nn.Module):
         q_len, k_len = q.size(2), k.size(2)
 
         if is_causal and q_len == k_len and mask is None and attn_bias is None:
-            causal_fast = True  # the hot path: fused causal kernel, no mask tensor at all
+            causal_fast = (
+                True  # the hot path: fused causal kernel, no mask tensor at all
+            )
         else:
             causal_fast = False
-            if is_causal and q_len > 1:  # one query at the end of the cache sees every key
+            if (
+                is_causal and q_len > 1
+            ):  # one query at the end of the cache sees every key
                 causal = causal_mask(q_len, k_len, device=x.device)
                 mask = causal if mask is None else mask & causal
 
@@ -333,12 +345,20 @@ class MultiHeadAttention(nn.Module):
             if causal_fast:
                 mask = causal_mask(q_len, k_len, device=x.device)
             out, weights = scaled_dot_product_attention(
-                q, k, v, mask=mask, bias=attn_bias, dropout_p=dropout_p, training=self.training
+                q,
+                k,
+                v,
+                mask=mask,
+                bias=attn_bias,
+                dropout_p=dropout_p,
+                training=self.training,
             )
             if self.keep_weights:
                 self.last_weights = weights.detach()
         elif causal_fast:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            out = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=dropout_p, is_causal=True
+            )
         else:
             attn_mask = mask
             if attn_bias is not None:
@@ -346,7 +366,9 @@ class MultiHeadAttention(nn.Module):
                 attn_mask = attn_bias.to(q.dtype)
                 if mask is not None:
                     attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=dropout_p
+            )
         out = self.proj(merge_heads(out))
         if dropout_p > 0.0:
             out = F.dropout(out, p=dropout_p, training=True)

@@ -47,7 +47,12 @@ def matmul_flops(device: torch.device, repeats: int = 20) -> float:
     the rate is one this model could reach, which makes the MFU estimate a fair one.
     """
     best = 0.0
-    for m, k, n in [(768, 128, 512), (768, 512, 128), (512, 512, 512), (1024, 1024, 1024)]:
+    for m, k, n in [
+        (768, 128, 512),
+        (768, 512, 128),
+        (512, 512, 512),
+        (1024, 1024, 1024),
+    ]:
         a = torch.randn(m, k, device=device)
         b = torch.randn(k, n, device=device)
         for _ in range(3):
@@ -67,8 +72,13 @@ def _sync(device: torch.device) -> None:
 
 
 def _quiet(config: TrainConfig, **changes: Any) -> TrainConfig:
-    fields = {**config.__dict__, "progress": False, "eval_every": 0, "checkpoint_dir": None,
-              **changes}
+    fields = {
+        **config.__dict__,
+        "progress": False,
+        "eval_every": 0,
+        "checkpoint_dir": None,
+        **changes,
+    }
     return TrainConfig(**fields)
 
 
@@ -105,20 +115,40 @@ def recipe_run(device: torch.device, budget_s: float) -> dict[str, Any]:
     # Measure the recipe's time per step (between log entries, so start-up is excluded)
     # and its fixed cost (start-up and the final evaluation), then size the real run to
     # the budget, so that its learning-rate schedule ends when the time is up.
-    probe, probe_s = _timed_train(model, batches, _quiet(config, max_steps=60, log_every=10,
-                                                          device=str(device), eval_batches=20,
-                                                          warmup_steps=0))
-    per_step = (probe.elapsed[-1] - probe.elapsed[0]) / (probe.steps[-1] - probe.steps[0])
+    probe, probe_s = _timed_train(
+        model,
+        batches,
+        _quiet(
+            config,
+            max_steps=60,
+            log_every=10,
+            device=str(device),
+            eval_batches=20,
+            warmup_steps=0,
+        ),
+    )
+    per_step = (probe.elapsed[-1] - probe.elapsed[0]) / (
+        probe.steps[-1] - probe.steps[0]
+    )
     fixed_s = max(0.0, probe_s - 60 * per_step)
     # A long run's steps come out a little slower than the probe's (measured: about 10%),
     # so aim at 90% of the budget rather than overrun it.
     steps = max(10, int(0.9 * (budget_s - fixed_s) / per_step))
     model, _, batches, config = charlm.build(preset)
-    config = _quiet(config, max_steps=steps, device=str(device), eval_batches=20,
-                    warmup_steps=min(config.warmup_steps, steps // 10))
+    config = _quiet(
+        config,
+        max_steps=steps,
+        device=str(device),
+        eval_batches=20,
+        warmup_steps=min(config.warmup_steps, steps // 10),
+    )
     history, seconds = _timed_train(model, batches, config)
-    return {"preset": preset.name, "steps": steps, "seconds": seconds,
-            "val_loss": history.val_loss[-1]}
+    return {
+        "preset": preset.name,
+        "steps": steps,
+        "seconds": seconds,
+        "val_loss": history.val_loss[-1],
+    }
 
 
 def gpu_preset_run(device: torch.device) -> dict[str, float]:
@@ -127,8 +157,9 @@ def gpu_preset_run(device: torch.device) -> dict[str, float]:
     The course's GPU target: validation loss at most 1.47 in under one minute.
     """
     model, _, batches, config = charlm.build(get_preset("gpu"))
-    history, seconds = _timed_train(model, batches, _quiet(config, device=str(device),
-                                                           eval_batches=50))
+    history, seconds = _timed_train(
+        model, batches, _quiet(config, device=str(device), eval_batches=50)
+    )
     return {"seconds": seconds, "val_loss": history.val_loss[-1]}
 
 
@@ -168,8 +199,10 @@ def run(quick: bool = False, device: str = "auto") -> dict[str, Any]:
     extra = {}
     if dev.type == "cuda":
         gpu = gpu_preset_run(dev)
-        extra = {"gpu_preset_seconds": round(gpu["seconds"], 1),
-                 "gpu_preset_val_loss": round(gpu["val_loss"], 4)}
+        extra = {
+            "gpu_preset_seconds": round(gpu["seconds"], 1),
+            "gpu_preset_val_loss": round(gpu["val_loss"], 4),
+        }
     return {
         "device": describe_device(dev),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -196,42 +229,86 @@ def run(quick: bool = False, device: str = "auto") -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     """Render the result as a Markdown table with the targets and whether each is met."""
     met = {
-        "train_tokens_per_s": result["train_tokens_per_s"] >= TARGETS["train_tokens_per_s"],
-        "val_loss_at_budget": result["val_loss_at_budget"] <= TARGETS["val_loss_at_budget"],
+        "train_tokens_per_s": result["train_tokens_per_s"]
+        >= TARGETS["train_tokens_per_s"],
+        "val_loss_at_budget": result["val_loss_at_budget"]
+        <= TARGETS["val_loss_at_budget"],
         "kv_cache_speedup": result["kv_cache_speedup"] >= TARGETS["kv_cache_speedup"],
     }
     rows = [
-        ("training tokens/s, reference config", f"{result['train_tokens_per_s']:,}",
-         f">= {TARGETS['train_tokens_per_s']:,}", met["train_tokens_per_s"]),
-        ("model FLOP utilisation (vs measured matmul)", f"{result['mfu']:.1%}", "", None),
-        (f"budget: {result['reference_steps']} reference steps", f"{result['budget_s']} s",
-         "", None),
+        (
+            "training tokens/s, reference config",
+            f"{result['train_tokens_per_s']:,}",
+            f">= {TARGETS['train_tokens_per_s']:,}",
+            met["train_tokens_per_s"],
+        ),
+        (
+            "model FLOP utilisation (vs measured matmul)",
+            f"{result['mfu']:.1%}",
+            "",
+            None,
+        ),
+        (
+            f"budget: {result['reference_steps']} reference steps",
+            f"{result['budget_s']} s",
+            "",
+            None,
+        ),
         ("reference validation loss", f"{result['reference_val_loss']:.4f}", "", None),
-        (f"validation loss in budget (preset {result['recipe']}, "
-         f"{result['recipe_steps']} steps)", f"{result['val_loss_at_budget']:.4f}",
-         f"<= {TARGETS['val_loss_at_budget']}", met["val_loss_at_budget"]),
-        ("recipe's wall-clock time, start-up and evaluation included",
-         f"{result['recipe_seconds']} s", f"<= {result['budget_s']} s",
-         result["recipe_seconds"] <= result["budget_s"]),
-        ("500 new tokens with / without KV cache",
-         f"{result['kv_cache_with_s']} s / {result['kv_cache_without_s']} s", "", None),
-        ("KV-cache speedup", f"{result['kv_cache_speedup']}x",
-         f">= {TARGETS['kv_cache_speedup']}x", met["kv_cache_speedup"]),
+        (
+            f"validation loss in budget (preset {result['recipe']}, "
+            f"{result['recipe_steps']} steps)",
+            f"{result['val_loss_at_budget']:.4f}",
+            f"<= {TARGETS['val_loss_at_budget']}",
+            met["val_loss_at_budget"],
+        ),
+        (
+            "recipe's wall-clock time, start-up and evaluation included",
+            f"{result['recipe_seconds']} s",
+            f"<= {result['budget_s']} s",
+            result["recipe_seconds"] <= result["budget_s"],
+        ),
+        (
+            "500 new tokens with / without KV cache",
+            f"{result['kv_cache_with_s']} s / {result['kv_cache_without_s']} s",
+            "",
+            None,
+        ),
+        (
+            "KV-cache speedup",
+            f"{result['kv_cache_speedup']}x",
+            f">= {TARGETS['kv_cache_speedup']}x",
+            met["kv_cache_speedup"],
+        ),
     ]
     if "gpu_preset_val_loss" in result:
         ok = result["gpu_preset_val_loss"] <= 1.47 and result["gpu_preset_seconds"] < 60
-        rows.append((f"gpu preset: validation loss after {result['gpu_preset_seconds']} s",
-                     f"{result['gpu_preset_val_loss']:.4f}", "<= 1.47 in < 60 s", ok))
-    lines = [f"Device: {result['device']} ({result['machine']}, {result['threads']} threads, "
-             f"torch {result['torch']}){' [quick]' if result['quick'] else ''}", "",
-             "| measure | value | target | met |", "|---|---:|---:|:---:|"]
+        rows.append(
+            (
+                f"gpu preset: validation loss after {result['gpu_preset_seconds']} s",
+                f"{result['gpu_preset_val_loss']:.4f}",
+                "<= 1.47 in < 60 s",
+                ok,
+            )
+        )
+    lines = [
+        f"Device: {result['device']} ({result['machine']}, {result['threads']} threads, "
+        f"torch {result['torch']}){' [quick]' if result['quick'] else ''}",
+        "",
+        "| measure | value | target | met |",
+        "|---|---:|---:|:---:|",
+    ]
     for name, value, target, ok in rows:
-        lines.append(f"| {name} | {value} | {target} | "
-                     f"{'' if ok is None else ('yes' if ok else 'no')} |")
+        lines.append(
+            f"| {name} | {value} | {target} | "
+            f"{'' if ok is None else ('yes' if ok else 'no')} |"
+        )
     return "\n".join(lines)
 
 
-def main(quick: bool = False, as_json: bool = False, device: str = "auto") -> dict[str, Any]:
+def main(
+    quick: bool = False, as_json: bool = False, device: str = "auto"
+) -> dict[str, Any]:
     """Run the benchmark and print a table, or one JSON object with ``as_json``."""
     result = run(quick=quick, device=device)
     print(json.dumps(result) if as_json else table(result))

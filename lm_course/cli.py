@@ -19,9 +19,13 @@ def _train(args: argparse.Namespace) -> None:
     preset = get_preset(args.preset)
     out = Path(args.out or f"runs/{preset.name}")
     model, tokenizer, batches, config = charlm.build(
-        preset, max_steps=args.max_steps, device=args.device, seed=args.seed,
+        preset,
+        max_steps=args.max_steps,
+        device=args.device,
+        seed=args.seed,
         compile=True if args.compile else None,
-        checkpoint_dir=str(out), checkpoint_every=args.checkpoint_every,
+        checkpoint_dir=str(out),
+        checkpoint_every=args.checkpoint_every,
         eval_every=args.eval_every,
     )
     # Under torchrun every process runs this function; only the first writes and reports.
@@ -29,13 +33,19 @@ def _train(args: argparse.Namespace) -> None:
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
         tokenizer.save(out / charlm.TOKENIZER_FILE)
-        print(f"preset {preset.name}: {model.num_params() / 1e6:.2f}M parameters; "
-              f"run folder {out}")
+        print(
+            f"preset {preset.name}: {model.num_params() / 1e6:.2f}M parameters; "
+            f"run folder {out}"
+        )
     history = train(model, batches, config, meta=charlm.run_meta(preset, model))
     if main_process:
         if history.val_loss:
-            print(f"validation loss {history.val_loss[-1]:.4f} after {config.max_steps} steps")
-        print(f"checkpoint saved in {out}; try: python -m lm_course generate --run {out}")
+            print(
+                f"validation loss {history.val_loss[-1]:.4f} after {config.max_steps} steps"
+            )
+        print(
+            f"checkpoint saved in {out}; try: python -m lm_course generate --run {out}"
+        )
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -47,9 +57,17 @@ def _generate(args: argparse.Namespace) -> None:
     prompt = args.prompt
     ids = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    out = generate(model, ids, args.max_new_tokens, temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
-                   use_cache=not args.no_cache, generator=generator)
+    out = generate(
+        model,
+        ids,
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        greedy=args.greedy,
+        use_cache=not args.no_cache,
+        generator=generator,
+    )
     print(tokenizer.decode(out[0].tolist()))
 
 
@@ -72,35 +90,62 @@ def parser() -> argparse.ArgumentParser:
     sub = main.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a character-level GPT on Tiny Shakespeare")
-    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
-                   help="recipe to train (default: cpu)")
-    p.add_argument("--out", help="run folder for checkpoints (default: runs/PRESET); a run "
-                   "resumes from the latest checkpoint there, so use a new folder to start over")
-    p.add_argument("--max-steps", type=_positive_int, help="override the preset's step count")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 or mps (default: the preset's)")
+    p.add_argument(
+        "--preset",
+        default="cpu",
+        choices=sorted(PRESETS),
+        help="recipe to train (default: cpu)",
+    )
+    p.add_argument(
+        "--out",
+        help="run folder for checkpoints (default: runs/PRESET); a run "
+        "resumes from the latest checkpoint there, so use a new folder to start over",
+    )
+    p.add_argument(
+        "--max-steps", type=_positive_int, help="override the preset's step count"
+    )
+    p.add_argument(
+        "--device", help="auto, cpu, cuda, cuda:1 or mps (default: the preset's)"
+    )
     p.add_argument("--compile", action="store_true", help="use torch.compile")
     p.add_argument("--seed", type=int, help="random seed (default: 1337)")
-    p.add_argument("--eval-every", type=int, default=200, help="steps between evaluations")
-    p.add_argument("--checkpoint-every", type=int, default=200,
-                   help="steps between checkpoints (a run resumes from the latest)")
+    p.add_argument(
+        "--eval-every", type=int, default=200, help="steps between evaluations"
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=200,
+        help="steps between checkpoints (a run resumes from the latest)",
+    )
     p.set_defaults(func=_train)
 
     g = sub.add_parser("generate", help="sample text from a trained run")
     g.add_argument("--run", required=True, help="run folder written by `train`")
-    g.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    g.add_argument(
+        "--prompt", default="\n", help="text to continue (default: a newline)"
+    )
     g.add_argument("--max-new-tokens", type=_positive_int, default=500)
     g.add_argument("--temperature", type=float, default=0.8)
     g.add_argument("--top-k", type=_positive_int, default=None)
     g.add_argument("--top-p", type=float, default=None)
-    g.add_argument("--greedy", action="store_true", help="always pick the likeliest token")
-    g.add_argument("--no-cache", action="store_true", help="recompute keys/values every step")
+    g.add_argument(
+        "--greedy", action="store_true", help="always pick the likeliest token"
+    )
+    g.add_argument(
+        "--no-cache", action="store_true", help="recompute keys/values every step"
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto")
     g.set_defaults(func=_generate)
 
-    b = sub.add_parser("bench", help="measure speed and quality; prints a table or JSON")
+    b = sub.add_parser(
+        "bench", help="measure speed and quality; prints a table or JSON"
+    )
     b.add_argument("--json", action="store_true", help="print one JSON object")
-    b.add_argument("--quick", action="store_true", help="a shorter run with the same keys")
+    b.add_argument(
+        "--quick", action="store_true", help="a shorter run with the same keys"
+    )
     b.add_argument("--device", default="auto")
     b.set_defaults(func=_bench)
     return main

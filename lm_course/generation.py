@@ -147,7 +147,9 @@ def generate(
     if not isinstance(model, GPT):
         raise TypeError(f"model must be a GPT, got {type(model).__name__}")
     if not _is_int(max_new_tokens) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+        raise ValueError(
+            f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}"
+        )
     _check_sampling(temperature, top_k, top_p, greedy)
     check_token_ids(idx, model.config.vocab_size, "idx")
     block_size = model.config.block_size

@@ -36,5 +36,7 @@ def setup(seed: int = 0, *, threads: int | None = None) -> torch.device:
         pass
     import matplotlib
 
-    matplotlib.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.figsize": (6, 3.5)})
+    matplotlib.rcParams.update(
+        {"figure.dpi": 80, "savefig.dpi": 80, "figure.figsize": (6, 3.5)}
+    )
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

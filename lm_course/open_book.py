@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
-def can_open_browser(platform: str | None = None, env: Mapping[str, str] | None = None) -> bool:
+def can_open_browser(
+    platform: str | None = None, env: Mapping[str, str] | None = None
+) -> bool:
     """Return True when opening a browser window is expected to work without blocking.
 
     Args:

@@ -10,7 +10,9 @@ import torch
 from matplotlib.axes import Axes
 
 
-def plot_losses(history: Any, *, ax: Axes | None = None, title: str | None = None) -> Axes:
+def plot_losses(
+    history: Any, *, ax: Axes | None = None, title: str | None = None
+) -> Axes:
     """Plot training loss per step and evaluation losses from a training history.
 
     ``history`` is a :class:`lm_course.training.History` or its ``to_dict()``: lists under
@@ -20,9 +22,17 @@ def plot_losses(history: Any, *, ax: Axes | None = None, title: str | None = Non
     if ax is None:
         _, ax = plt.subplots()
     if record.get("steps"):
-        ax.plot(record["steps"], record["train_loss"], lw=0.8, alpha=0.6, label="train (batch)")
+        ax.plot(
+            record["steps"],
+            record["train_loss"],
+            lw=0.8,
+            alpha=0.6,
+            label="train (batch)",
+        )
     if record.get("eval_steps"):
-        ax.plot(record["eval_steps"], record["val_loss"], "o-", ms=3, label="validation")
+        ax.plot(
+            record["eval_steps"], record["val_loss"], "o-", ms=3, label="validation"
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
     ax.grid(alpha=0.3)
@@ -67,8 +77,15 @@ def plot_attention(
     if annotate:
         for i in range(w.shape[0]):
             for j in range(w.shape[1]):
-                ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if w[i, j] < 0.6 * w.max() else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{w[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if w[i, j] < 0.6 * w.max() else "black",
+                )
     if title:
         ax.set_title(title)
     return ax

@@ -84,7 +84,9 @@ class SinusoidalPositionalEncoding(nn.Module):
         super().__init__()
         self.max_len = max_len
         # Not persistent: the table is recomputed on load and stays out of checkpoints.
-        self.register_buffer("table", sinusoidal_table(max_len, d_model, base), persistent=False)
+        self.register_buffer(
+            "table", sinusoidal_table(max_len, d_model, base), persistent=False
+        )
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """``(batch, seq, d_model)`` -> same shape, with positions ``offset..`` added."""
@@ -129,7 +131,11 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 def apply_rotary(
-    x: Tensor, offset: int = 0, *, positions: Tensor | None = None, base: float = 10000.0
+    x: Tensor,
+    offset: int = 0,
+    *,
+    positions: Tensor | None = None,
+    base: float = 10000.0,
 ) -> Tensor:
     """Rotate queries or keys ``(batch, heads, seq, d_head)`` by their positions.
 
@@ -144,7 +150,9 @@ def apply_rotary(
         base: the slowest rotation is one turn every ``2 * pi * base`` positions.
     """
     if x.dim() != 4:
-        raise ValueError(f"x must be (batch, heads, seq, d_head), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"x must be (batch, heads, seq, d_head), got shape {tuple(x.shape)}"
+        )
     inv_freq = rope_frequencies(x.size(-1), base)
     if positions is None:
         positions = torch.arange(offset, offset + x.size(2), dtype=torch.float64)

@@ -18,7 +18,12 @@ ENV_VAR = "LM_COURSE_PROGRESS"
 
 def progress_enabled() -> bool:
     """Return False when ``LM_COURSE_PROGRESS`` is set to 0, false, no or off."""
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "false", "no", "off"}
+    return os.environ.get(ENV_VAR, "1").strip().lower() not in {
+        "0",
+        "false",
+        "no",
+        "off",
+    }
 
 
 def progress(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:

@@ -29,30 +29,66 @@ def machine_label() -> str:
     if torch.cuda.is_available():
         return f"GPU: {torch.cuda.get_device_name(0)}"
     threads = int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
-    return (f"{os.cpu_count()}-core CPU ({platform.machine()}), "
-            f"{threads} thread{'s' if threads > 1 else ''}")
+    return (
+        f"{os.cpu_count()}-core CPU ({platform.machine()}), "
+        f"{threads} thread{'s' if threads > 1 else ''}"
+    )
 
 
 def execute(notebook: Path) -> float:
     """Run one notebook in place and clean it; return the seconds it took to execute."""
     jupyter = [sys.executable, "-m", "jupyter"]
-    env = {**os.environ, "LM_COURSE_PROGRESS": "0", "OMP_NUM_THREADS":
-           os.environ.get("OMP_NUM_THREADS", "1")}
+    env = {
+        **os.environ,
+        "LM_COURSE_PROGRESS": "0",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+    }
     start = time.perf_counter()
     subprocess.run(
-        [*jupyter, "nbconvert", "--to", "notebook", "--execute", "--inplace",
-         "--ExecutePreprocessor.record_timing=False",
-         "--ExecutePreprocessor.store_widget_state=False",
-         "--ExecutePreprocessor.timeout=1800",
-         "--ExecutePreprocessor.kernel_name=python3", str(notebook)],
-        check=True, env=env,
+        [
+            *jupyter,
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--inplace",
+            "--ExecutePreprocessor.record_timing=False",
+            "--ExecutePreprocessor.store_widget_state=False",
+            "--ExecutePreprocessor.timeout=1800",
+            "--ExecutePreprocessor.kernel_name=python3",
+            str(notebook),
+        ],
+        check=True,
+        env=env,
     )
     seconds = time.perf_counter() - start
-    subprocess.run([*jupyter, "nbconvert", "--to", "notebook", "--inplace",
-                    "--coalesce-streams", str(notebook)], check=True, env=env)
-    subprocess.run([sys.executable, "-m", "nbstripout", "--keep-output", "--keep-count",
-                    "--extra-keys", "metadata.language_info.version", str(notebook)],
-                   check=True, env=env)
+    subprocess.run(
+        [
+            *jupyter,
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--inplace",
+            "--coalesce-streams",
+            str(notebook),
+        ],
+        check=True,
+        env=env,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbstripout",
+            "--keep-output",
+            "--keep-count",
+            "--extra-keys",
+            "metadata.language_info.version",
+            str(notebook),
+        ],
+        check=True,
+        env=env,
+    )
     return seconds
 
 
@@ -75,11 +111,15 @@ def write_table() -> None:
     """
     table = json.loads(TIMINGS_JSON.read_text())
     machines = sorted({m for row in table.values() for m in row})
-    lines = ["| notebook | " + " | ".join(machines) + " |",
-             "|---|" + "---:|" * len(machines)]
+    lines = [
+        "| notebook | " + " | ".join(machines) + " |",
+        "|---|" + "---:|" * len(machines),
+    ]
     for name in sorted(table):
-        cells = [f"{table[name][m]:.0f} s" if m in table[name] else "not measured"
-                 for m in machines]
+        cells = [
+            f"{table[name][m]:.0f} s" if m in table[name] else "not measured"
+            for m in machines
+        ]
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     TIMINGS_MD.write_text("\n".join(lines) + "\n")
 
@@ -88,8 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: ``python -m lm_course.regenerate notebooks/01_background.ipynb ...``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
-    parser.add_argument("--no-record", action="store_true",
-                        help="do not update the timing table in book/generated/")
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not update the timing table in book/generated/",
+    )
     args = parser.parse_args(argv)
     timings = {}
     for notebook in args.notebooks:

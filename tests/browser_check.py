@@ -70,7 +70,14 @@ RAW_TEX = re.compile(
 )
 
 # Everything the page needs must come from the local server; these schemes never hit the net.
-LOCAL_SCHEMES = ("data:", "blob:", "about:", "chrome:", "chrome-extension:", "devtools:")
+LOCAL_SCHEMES = (
+    "data:",
+    "blob:",
+    "about:",
+    "chrome:",
+    "chrome-extension:",
+    "devtools:",
+)
 
 SCREENSHOT_MAX_HEIGHT = 12000
 
@@ -176,7 +183,9 @@ class BookServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.failures: list[str] = []
-        handler = functools.partial(_Handler, directory=str(root), failures=self.failures)
+        handler = functools.partial(
+            _Handler, directory=str(root), failures=self.failures
+        )
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -230,10 +239,13 @@ class PageReport:
     def summary(self) -> str:
         """One line per problem, or a one-line all-clear."""
         if not self.problems:
-            return (f"{self.page}: ok ({self.typeset_formulas} formulas, {self.images} images, "
-                    f"{len(self.links)} links)")
+            return (
+                f"{self.page}: ok ({self.typeset_formulas} formulas, {self.images} images, "
+                f"{len(self.links)} links)"
+            )
         return f"{self.page}: {len(self.problems)} problem(s)\n" + "\n".join(
-            f"  - {p}" for p in self.problems)
+            f"  - {p}" for p in self.problems
+        )
 
 
 class BookBrowser:
@@ -253,14 +265,20 @@ class BookBrowser:
         options = webdriver.ChromeOptions()
         options.binary_location = str(CHROMIUM)
         width, height = WINDOW_SIZE
-        for flag in (*CHROMIUM_FLAGS, f"--window-size={width},{height}",
-                     f"--user-data-dir={self._profile}"):
+        for flag in (
+            *CHROMIUM_FLAGS,
+            f"--window-size={width},{height}",
+            f"--user-data-dir={self._profile}",
+        ):
             options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        options.set_capability(
+            "goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"}
+        )
         self.server.__enter__()
         try:
-            self.driver = webdriver.Chrome(options=options,
-                                           service=Service(executable_path=str(CHROMEDRIVER)))
+            self.driver = webdriver.Chrome(
+                options=options, service=Service(executable_path=str(CHROMEDRIVER))
+            )
         except Exception:
             self.server.__exit__(None, None, None)
             shutil.rmtree(self._profile, ignore_errors=True)
@@ -271,8 +289,12 @@ class BookBrowser:
             self.screenshots.mkdir(parents=True, exist_ok=True)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             if self.driver is not None:
                 self.driver.quit()
@@ -314,7 +336,9 @@ class BookBrowser:
         problems = report.problems
 
         if mathjax["status"] == "timeout":
-            problems.append("MathJax did not load within 20 s, so formulas stay raw TeX")
+            problems.append(
+                "MathJax did not load within 20 s, so formulas stay raw TeX"
+            )
         elif mathjax["status"] == "error":
             problems.append(f"MathJax failed: {mathjax.get('error')}")
         for tex in seen["untypeset"]:
@@ -330,8 +354,11 @@ class BookBrowser:
                 problems.append(f"broken image (naturalWidth == 0): {img['src']}")
 
         problems.extend(self._log_problems())
-        problems.extend(f"the server answered {f}" for f in self.server.take_failures()
-                        if not f.endswith("/favicon.ico"))
+        problems.extend(
+            f"the server answered {f}"
+            for f in self.server.take_failures()
+            if not f.endswith("/favicon.ico")
+        )
 
         report.links = [link["href"] for link in seen["links"]]
         problems.extend(self._link_problems(seen["links"]))
@@ -361,8 +388,14 @@ class BookBrowser:
             if event.get("method") != "Network.requestWillBeSent":
                 continue
             url = str(event.get("params", {}).get("request", {}).get("url", ""))
-            if url and not url.startswith(self.base_url) and not url.startswith(LOCAL_SCHEMES):
-                problems.append(f"request to a resource outside the book (needs a network): {url}")
+            if (
+                url
+                and not url.startswith(self.base_url)
+                and not url.startswith(LOCAL_SCHEMES)
+            ):
+                problems.append(
+                    f"request to a resource outside the book (needs a network): {url}"
+                )
         return problems
 
     def _link_problems(self, links: list[dict[str, str]]) -> list[str]:
@@ -374,30 +407,44 @@ class BookBrowser:
                 continue
             checked.add(href)
             parts = urlsplit(href)
-            rel = unquote(parts.path)[len(urlsplit(self.base_url).path):]
+            rel = unquote(parts.path)[len(urlsplit(self.base_url).path) :]
             target = self.html_root / rel
             if rel == "" or rel.endswith("/"):
                 target = target / "index.html"
             if not target.is_file():
-                problems.append(f"broken link {link['raw']!r}: no file {rel or 'index.html'}")
+                problems.append(
+                    f"broken link {link['raw']!r}: no file {rel or 'index.html'}"
+                )
                 continue
             fragment = unquote(parts.fragment)
-            if fragment and target.suffix == ".html" and fragment not in _anchors(target):
-                problems.append(f"broken link {link['raw']!r}: no anchor #{fragment} in {rel}")
+            if (
+                fragment
+                and target.suffix == ".html"
+                and fragment not in _anchors(target)
+            ):
+                problems.append(
+                    f"broken link {link['raw']!r}: no anchor #{fragment} in {rel}"
+                )
         return problems
 
     def _screenshot(self, page: str) -> Path | None:
         if self.screenshots is None:
             return None
-        out = self.screenshots / (re.sub(r"[^A-Za-z0-9_.-]+", "_", page.removesuffix(".html"))
-                                  + ".png")
+        out = self.screenshots / (
+            re.sub(r"[^A-Za-z0-9_.-]+", "_", page.removesuffix(".html")) + ".png"
+        )
         # Grow the window to the page's full height for one screenshot, then restore it:
         # more faithful than capturing beyond the viewport, which can shift the layout.
         width, height = WINDOW_SIZE
-        full = int(self.driver.execute_script(
-            "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)"))
+        full = int(
+            self.driver.execute_script(
+                "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)"
+            )
+        )
         try:
-            self.driver.set_window_size(width, min(max(full, height), SCREENSHOT_MAX_HEIGHT))
+            self.driver.set_window_size(
+                width, min(max(full, height), SCREENSHOT_MAX_HEIGHT)
+            )
             self.driver.save_screenshot(str(out))
         finally:
             self.driver.set_window_size(width, height)
@@ -411,8 +458,10 @@ def _raw_tex(texts: list[str]) -> list[str]:
         match = RAW_TEX.search(text)
         if match:
             start = max(match.start() - 30, 0)
-            snippet = " ".join(text[start:match.end() + 30].split())
-            problems.append(f"raw TeX visible on the page ({match.group(0)!r}): ...{snippet}...")
+            snippet = " ".join(text[start : match.end() + 30].split())
+            problems.append(
+                f"raw TeX visible on the page ({match.group(0)!r}): ...{snippet}..."
+            )
     return problems
 
 
@@ -434,7 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no built book at {html_root}; run `make book` first", file=sys.stderr)
         return 2
     failed = 0
-    with BookBrowser(html_root, screenshots=html_root.parent / "screenshots") as browser:
+    with BookBrowser(
+        html_root, screenshots=html_root.parent / "screenshots"
+    ) as browser:
         for page in pages_to_check():
             report = browser.check(page)
             failed += bool(report.problems)

@@ -19,7 +19,9 @@ def shared_data() -> Path:
     """The offline copies of the course's data (``LM_COURSE_DATA`` or ``../shared/data``)."""
     root = Path(os.environ.get("LM_COURSE_DATA", SHARED_DATA))
     if not (root / "tinyshakespeare" / "input.txt").is_file():
-        pytest.skip(f"offline data not found at {root}; set LM_COURSE_DATA to the data folder")
+        pytest.skip(
+            f"offline data not found at {root}; set LM_COURSE_DATA to the data folder"
+        )
     return root
 
 

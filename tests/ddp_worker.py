@@ -15,7 +15,13 @@ from pathlib import Path
 import torch
 from training_helpers import make_model, markov_tokens
 
-from lm_course.training import LMBatches, TrainConfig, default_loss, train, train_val_split
+from lm_course.training import (
+    LMBatches,
+    TrainConfig,
+    default_loss,
+    train,
+    train_val_split,
+)
 
 # Shared with test_distributed.py, which trains the same thing in one process.
 BATCH_SIZE, BLOCK_SIZE = 8, 12
@@ -39,12 +45,16 @@ def main(out_dir: Path) -> None:
     batches = LMBatches(train_val_split(markov_tokens()), BLOCK_SIZE, BATCH_SIZE)
     seen: list[list[int]] = []
 
-    def loss_fn(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def loss_fn(
+        model: torch.nn.Module, batch: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
         if not seen:  # the first local micro-batch this rank trained on
             seen.extend(batch[0].tolist())
         return default_loss(model, batch)
 
-    history = train(model, batches, TrainConfig(**CONFIG, checkpoint_dir=out_dir), loss_fn=loss_fn)
+    history = train(
+        model, batches, TrainConfig(**CONFIG, checkpoint_dir=out_dir), loss_fn=loss_fn
+    )
     rank = int(os.environ["RANK"])
     report = {
         "rank": rank,

@@ -19,7 +19,9 @@ def failed(result: Any, *fragments: str) -> bool:
 
 
 def assert_reference_passes_and_stub_is_not_attempted(
-    check: Callable[..., Any], solution: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+    check: Callable[..., Any],
+    solution: Callable[..., Any],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The reference solution passes; the stub is reported, printed, and does not raise."""
     assert check(solution, verbose=False).passed

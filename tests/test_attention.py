@@ -74,7 +74,9 @@ def test_fully_masked_row_gives_zeros_and_no_nan(qkv):
     out.sum().backward()
     assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
     # PyTorch's fused kernel agrees on this convention.
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(*qkv, attn_mask=mask))
+    torch.testing.assert_close(
+        out, F.scaled_dot_product_attention(*qkv, attn_mask=mask)
+    )
 
 
 def test_function_rejects_bad_input(qkv):
@@ -89,7 +91,9 @@ def test_function_rejects_bad_input(qkv):
 
 
 def test_causal_mask_square_and_cache_layout():
-    assert torch.equal(causal_mask(3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]]).bool())
+    assert torch.equal(
+        causal_mask(3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]]).bool()
+    )
     # Two new queries at the end of five keys: positions 3 and 4.
     expected = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]).bool()
     assert torch.equal(causal_mask(2, 5), expected)
@@ -183,12 +187,22 @@ def pair(is_cross=False, d_model=32, n_heads=4):
         {"mask": causal_mask(T), "attn_bias": alibi_bias(4, T)},
         {"attn_bias": alibi_bias(4, T), "is_causal": True},
     ],
-    ids=["none", "causal", "padding", "padding+causal", "window", "alibi", "alibi+is_causal"],
+    ids=[
+        "none",
+        "causal",
+        "padding",
+        "padding+causal",
+        "window",
+        "alibi",
+        "alibi+is_causal",
+    ],
 )
 def test_backends_agree(kwargs):
     fast, slow = pair()
     x = torch.randn(B, T, 32)
-    torch.testing.assert_close(fast(x, **kwargs), slow(x, **kwargs), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        fast(x, **kwargs), slow(x, **kwargs), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_backends_agree_for_cross_attention():

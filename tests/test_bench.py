@@ -10,14 +10,25 @@ from pathlib import Path
 
 from lm_course.bench import table
 
-KEYS = {"device", "train_tokens_per_s", "mfu", "budget_s", "val_loss_at_budget",
-        "kv_cache_speedup"}
+KEYS = {
+    "device",
+    "train_tokens_per_s",
+    "mfu",
+    "budget_s",
+    "val_loss_at_budget",
+    "kv_cache_speedup",
+}
 
 
 def test_quick_bench_prints_one_json_object(shared_data: Path) -> None:
     env = {**os.environ, "LM_COURSE_DATA": str(shared_data), "LM_COURSE_PROGRESS": "0"}
-    result = subprocess.run([sys.executable, "-m", "lm_course", "bench", "--quick", "--json"],
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "lm_course", "bench", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record.keys() >= KEYS

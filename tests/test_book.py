@@ -29,7 +29,9 @@ CHAPTER_MAP_SCRIPT = REPO / "book" / "figures" / "chapter_map.py"
 CHAPTER_MAP_PNG = REPO / "book" / "figures" / "chapter_map.png"
 TIMINGS = REPO / "book" / "generated" / "notebook_timings.md"
 REPOSITORY_URL = "https://github.com/lm-course/lm-course"
-COLAB_URL = "https://colab.research.google.com/github/lm-course/lm-course/blob/main/{path}"
+COLAB_URL = (
+    "https://colab.research.google.com/github/lm-course/lm-course/blob/main/{path}"
+)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -43,7 +45,9 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-browser_check = _load("lm_course_browser_check", Path(__file__).with_name("browser_check.py"))
+browser_check = _load(
+    "lm_course_browser_check", Path(__file__).with_name("browser_check.py")
+)
 
 BookBrowser = browser_check.BookBrowser
 PageReport = browser_check.PageReport
@@ -56,11 +60,16 @@ CHAPTERS = [d for d in DOCUMENTS if d.startswith("notebooks/")]
 
 def test_toc_lists_existing_files_and_every_notebook() -> None:
     """Every toc entry exists, and every notebook in notebooks/ is in the toc."""
-    missing = [d for d in DOCUMENTS
-               if not any((REPO / f"{d}{ext}").is_file() for ext in (".md", ".ipynb"))]
+    missing = [
+        d
+        for d in DOCUMENTS
+        if not any((REPO / f"{d}{ext}").is_file() for ext in (".md", ".ipynb"))
+    ]
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
-    notebooks = sorted(p.relative_to(REPO).with_suffix("").as_posix()
-                       for p in (REPO / "notebooks").glob("*.ipynb"))
+    notebooks = sorted(
+        p.relative_to(REPO).with_suffix("").as_posix()
+        for p in (REPO / "notebooks").glob("*.ipynb")
+    )
     unlisted = [nb for nb in notebooks if nb not in DOCUMENTS]
     assert not unlisted, f"add these notebooks to _toc.yml: {unlisted}"
 
@@ -68,9 +77,13 @@ def test_toc_lists_existing_files_and_every_notebook() -> None:
 def test_chapter_map_script_writes_a_png(tmp_path: Path) -> None:
     """The figure script runs on its own and writes a real PNG of a sensible size."""
     out = tmp_path / "map.png"
-    result = subprocess.run([sys.executable, str(CHAPTER_MAP_SCRIPT), "--out", str(out)],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "MPLBACKEND": "Agg"})
+    result = subprocess.run(
+        [sys.executable, str(CHAPTER_MAP_SCRIPT), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     from PIL import Image
@@ -84,12 +97,15 @@ def test_chapter_map_is_up_to_date() -> None:
     from PIL import Image
 
     chapter_map = _load("lm_course_chapter_map", CHAPTER_MAP_SCRIPT)
-    expected = ",".join(str(n) for n in chapter_map.available_chapters(REPO / "notebooks"))
+    expected = ",".join(
+        str(n) for n in chapter_map.available_chapters(REPO / "notebooks")
+    )
     with Image.open(CHAPTER_MAP_PNG) as image:
         drawn = image.text.get(chapter_map.METADATA_KEY)
     assert drawn == expected, (
         f"book/figures/chapter_map.png shows chapters {drawn} as available, but the notebooks "
-        f"say {expected}: run `python book/figures/chapter_map.py` and commit the PNG")
+        f"say {expected}: run `python book/figures/chapter_map.py` and commit the PNG"
+    )
 
 
 def test_timings_table_has_a_row_per_chapter() -> None:
@@ -109,8 +125,12 @@ def test_datasets_page_credits_every_data_file() -> None:
     page = (REPO / "book" / "datasets.md").read_text(encoding="utf-8")
     for dataset in DATASETS.values():
         for data_file in dataset.files:
-            assert data_file.url in page, f"{data_file.path}: pinned URL missing from the page"
-            assert data_file.sha256 in page, f"{data_file.path}: sha256 missing from the page"
+            assert data_file.url in page, (
+                f"{data_file.path}: pinned URL missing from the page"
+            )
+            assert data_file.sha256 in page, (
+                f"{data_file.path}: sha256 missing from the page"
+            )
 
 
 def test_exercises_page_shows_every_solution() -> None:
@@ -119,8 +139,12 @@ def test_exercises_page_shows_every_solution() -> None:
     included = set(re.findall(r"(?m)^:pyobject: (\w+)$", page))
     missing = []
     for module in sorted((REPO / "lm_course" / "exercises").glob("ch*.py")):
-        names = re.findall(r"(?m)^def (solution_\w+)\(", module.read_text(encoding="utf-8"))
-        directive = re.escape(f"{{literalinclude}} ../lm_course/exercises/{module.name}")
+        names = re.findall(
+            r"(?m)^def (solution_\w+)\(", module.read_text(encoding="utf-8")
+        )
+        directive = re.escape(
+            f"{{literalinclude}} ../lm_course/exercises/{module.name}"
+        )
         pattern = re.compile(directive + r"\n:pyobject: (\w+)")
         shown = set(pattern.findall(page))
         missing += [f"{module.name}: {name}" for name in names if name not in shown]
@@ -194,22 +218,34 @@ def built_book() -> subprocess.CompletedProcess[str]:
     """
     result = subprocess.run(
         [*_jupyter_book(), "build", ".", "-W", "--keep-going", "--all"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "MPLBACKEND": "Agg"},
     )
     return result
 
 
 @pytest.mark.slow
-def test_book_builds_without_warnings(built_book: subprocess.CompletedProcess[str]) -> None:
+def test_book_builds_without_warnings(
+    built_book: subprocess.CompletedProcess[str],
+) -> None:
     if built_book.returncode != 0:
         log = re.sub(r"\x1b\[[0-9;]*m", "", built_book.stdout + built_book.stderr)
-        warnings = [line for line in log.splitlines()
-                    if re.search(r"WARNING|ERROR|CRITICAL|Exception", line)]
+        warnings = [
+            line
+            for line in log.splitlines()
+            if re.search(r"WARNING|ERROR|CRITICAL|Exception", line)
+        ]
         shown = "\n".join(warnings) if warnings else log[-4000:]
-        pytest.fail(f"jupyter-book build failed (exit {built_book.returncode}):\n{shown}")
+        pytest.fail(
+            f"jupyter-book build failed (exit {built_book.returncode}):\n{shown}"
+        )
     assert (HTML / "index.html").is_file()
-    assert (HTML / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax is not bundled"
+    assert (HTML / "_static" / "mathjax" / "tex-chtml.js").is_file(), (
+        "MathJax is not bundled"
+    )
 
 
 # --- The browser check -------------------------------------------------------------------
@@ -250,9 +286,16 @@ def test_browser_check_catches_each_kind_of_fault(tmp_path: Path) -> None:
     with BookBrowser(tmp_path) as chromium:
         report = chromium.check("page.html")
     found = "\n".join(report.problems)
-    for expected in ("raw TeX visible", "broken image", "browser console error",
-                     "notDefinedAnywhere", "outside the book", "the server answered 404",
-                     "broken link 'nowhere.html'", "no anchor #no-such-anchor"):
+    for expected in (
+        "raw TeX visible",
+        "broken image",
+        "browser console error",
+        "notDefinedAnywhere",
+        "outside the book",
+        "the server answered 404",
+        "broken link 'nowhere.html'",
+        "no anchor #no-such-anchor",
+    ):
         assert expected in found, f"the check missed {expected!r}; it found:\n{found}"
     assert "is fine" not in found, "code blocks must not be checked for TeX"
     assert "page.html#here" not in found
@@ -316,7 +359,10 @@ def test_chapter_has_colab_and_repository_buttons(
     colab = COLAB_URL.format(path=f"{chapter}.ipynb")
     assert colab in report.links, (
         f"no Colab button linking to {colab}; links to Colab on the page: "
-        f"{[link for link in report.links if 'colab' in link]}")
+        f"{[link for link in report.links if 'colab' in link]}"
+    )
     assert REPOSITORY_URL in report.links, "no repository button"
-    issues = [link for link in report.links if link.startswith(f"{REPOSITORY_URL}/issues/new")]
+    issues = [
+        link for link in report.links if link.startswith(f"{REPOSITORY_URL}/issues/new")
+    ]
     assert issues, "no issues button"

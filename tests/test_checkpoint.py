@@ -44,7 +44,9 @@ def _trained_pair(steps: int = 3) -> tuple[torch.nn.Module, torch.optim.Optimize
     return model, optimizer
 
 
-def _assert_same_optimizer_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> None:
+def _assert_same_optimizer_state(
+    a: torch.optim.Optimizer, b: torch.optim.Optimizer
+) -> None:
     sa, sb = a.state_dict(), b.state_dict()
     assert sa["param_groups"] == sb["param_groups"]
     assert sa["state"].keys() == sb["state"].keys()
@@ -68,8 +70,12 @@ def test_round_trip_restores_weights_and_optimizer_exactly(tmp_path: Path) -> No
     }
 
     fresh = make_model(seed=1, tie=True)
-    fresh_optimizer = make_optimizer(fresh, TrainConfig(max_steps=1), torch.device("cpu"))
-    state = load_checkpoint(tmp_path, fresh, fresh_optimizer)  # the run folder: its latest
+    fresh_optimizer = make_optimizer(
+        fresh, TrainConfig(max_steps=1), torch.device("cpu")
+    )
+    state = load_checkpoint(
+        tmp_path, fresh, fresh_optimizer
+    )  # the run folder: its latest
     assert state["step"] == 3 and state["meta"] == {"dim": 16}
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, fresh.state_dict()[name]), name
@@ -85,11 +91,18 @@ def test_keeps_only_the_newest_checkpoints(tmp_path: Path) -> None:
     model, optimizer = _trained_pair(1)
     for step in (1, 2, 3, 4):
         save_checkpoint(tmp_path, step, model, optimizer, keep=2)
-    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-000003", "step-000004"]
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == [
+        "step-000003",
+        "step-000004",
+    ]
     assert latest_checkpoint(tmp_path) == tmp_path / "step-000004"
-    save_checkpoint(tmp_path, 4, model, optimizer, keep=2)  # the same step again: replaced
+    save_checkpoint(
+        tmp_path, 4, model, optimizer, keep=2
+    )  # the same step again: replaced
     assert latest_checkpoint(tmp_path) == tmp_path / "step-000004"
-    (tmp_path / "latest.json").unlink()  # without the pointer, the highest complete step wins
+    (
+        tmp_path / "latest.json"
+    ).unlink()  # without the pointer, the highest complete step wins
     assert latest_checkpoint(tmp_path) == tmp_path / "step-000004"
     assert latest_checkpoint(tmp_path / "nothing-here") is None
     assert not list(tmp_path.glob(".*"))  # no temporary folders left behind
@@ -105,14 +118,18 @@ def test_failure_mid_write_leaves_the_previous_checkpoint(
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(checkpoint_module, "_save_optimizer", disk_full)  # after model.safetensors
+    monkeypatch.setattr(
+        checkpoint_module, "_save_optimizer", disk_full
+    )  # after model.safetensors
     with pytest.raises(OSError, match="No space left"):
         save_checkpoint(tmp_path, 2, model, optimizer)
     assert latest_checkpoint(tmp_path) == good
     assert {p.name: p.read_bytes() for p in good.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "step-000001"]
 
-    monkeypatch.setattr(checkpoint_module, "_write_json_atomic", disk_full)  # the pointer
+    monkeypatch.setattr(
+        checkpoint_module, "_write_json_atomic", disk_full
+    )  # the pointer
     with pytest.raises(OSError):
         save_checkpoint(tmp_path, 3, model, None)
     assert json.loads((tmp_path / "latest.json").read_text())["step"] == 1
@@ -164,7 +181,9 @@ def _comparable(history) -> dict:
 class _Interrupt:
     """Wraps get_batch and raises `error` at the start of training step `at_step`."""
 
-    def __init__(self, batches: LMBatches, at_step: int, grad_accum: int, error: BaseException):
+    def __init__(
+        self, batches: LMBatches, at_step: int, grad_accum: int, error: BaseException
+    ):
         self.batches, self.left, self.error = batches, at_step * grad_accum, error
 
     def __call__(self, split: str, generator: torch.Generator):
@@ -199,7 +218,10 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(
     )
     straight = make_model()
     straight_history = train(
-        straight, batches, TrainConfig(**config, checkpoint_dir=tmp_path / "a"), meta={"run": 1}
+        straight,
+        batches,
+        TrainConfig(**config, checkpoint_dir=tmp_path / "a"),
+        meta={"run": 1},
     )
 
     run_dir = tmp_path / "b"
@@ -226,7 +248,9 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(
     assert _comparable(resumed_history) == _comparable(straight_history)
 
 
-def test_resuming_with_another_model_shape_is_refused(tmp_path: Path, batches: LMBatches) -> None:
+def test_resuming_with_another_model_shape_is_refused(
+    tmp_path: Path, batches: LMBatches
+) -> None:
     config = TrainConfig(max_steps=2, eval_batches=0, checkpoint_dir=tmp_path, **CPU)
     train(make_model(), batches, config)
     with pytest.raises(ValueError, match="does not fit this model"):
@@ -239,24 +263,41 @@ def test_resuming_with_another_model_shape_is_refused(tmp_path: Path, batches: L
     history = train(
         make_model(dim=8),
         batches,
-        TrainConfig(max_steps=2, eval_batches=0, log_every=1, checkpoint_dir=tmp_path, **CPU),
+        TrainConfig(
+            max_steps=2, eval_batches=0, log_every=1, checkpoint_dir=tmp_path, **CPU
+        ),
         resume=False,
     )
     assert history.steps == [1, 2]
-    assert json.loads((latest_checkpoint(tmp_path) / "state.json").read_text())["step"] == 2
+    assert (
+        json.loads((latest_checkpoint(tmp_path) / "state.json").read_text())["step"]
+        == 2
+    )
 
 
 def test_a_finished_run_resumes_to_nothing_and_more_steps_continue_it(
     tmp_path: Path, batches: LMBatches, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = {"eval_batches": 0, "log_every": 1, "checkpoint_dir": tmp_path, "device": "cpu"}
-    first = train(make_model(), batches, TrainConfig(max_steps=3, progress=False, **config))
-    again = train(make_model(), batches, TrainConfig(max_steps=3, progress=False, **config))
+    config = {
+        "eval_batches": 0,
+        "log_every": 1,
+        "checkpoint_dir": tmp_path,
+        "device": "cpu",
+    }
+    first = train(
+        make_model(), batches, TrainConfig(max_steps=3, progress=False, **config)
+    )
+    again = train(
+        make_model(), batches, TrainConfig(max_steps=3, progress=False, **config)
+    )
     assert again.steps == first.steps == [1, 2, 3]
     with pytest.warns(UserWarning, match=r"different settings \(max_steps 3 -> 5\)"):
         longer = train(make_model(), batches, TrainConfig(max_steps=5, **config))
     assert longer.steps == [1, 2, 3, 4, 5]
-    assert f"Resuming from {tmp_path / 'step-000003'} (step 3 of 5)" in capsys.readouterr().out
+    assert (
+        f"Resuming from {tmp_path / 'step-000003'} (step 3 of 5)"
+        in capsys.readouterr().out
+    )
 
 
 def test_ctrl_c_during_the_optimizer_step_waits_for_it_to_finish() -> None:

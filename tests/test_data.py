@@ -15,7 +15,9 @@ from lm_course.data import DataIntegrityError, DataUnavailableError, data_file, 
 SHAKESPEARE = "tinyshakespeare/input.txt"
 
 
-def _publish(entry: data.DataFile, source: Path, www: Path, content: bytes | None = None) -> None:
+def _publish(
+    entry: data.DataFile, source: Path, www: Path, content: bytes | None = None
+) -> None:
     """Put a file where the mirror URL of ``entry`` will look for it."""
     target = www / unquote(urlsplit(entry.url).path).lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +39,8 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def test_registry_matches_the_shared_checksums(shared_data: Path) -> None:
     sums = dict(
-        reversed(line.split(None, 1)) for line in (shared_data / "SHA256SUMS").read_text().splitlines()
+        reversed(line.split(None, 1))
+        for line in (shared_data / "SHA256SUMS").read_text().splitlines()
     )
     sums = {path.strip().lstrip("./").lstrip("*"): sha for path, sha in sums.items()}
     assert {p: f.sha256 for p, f in data.FILES.items()} == sums
@@ -51,7 +54,9 @@ def test_every_dataset_has_license_and_citation() -> None:
         assert ds.license and ds.citation and ds.homepage.startswith("http")
 
 
-def test_download_good_file_is_cached(isolated, http_root, shared_data, monkeypatch) -> None:
+def test_download_good_file_is_cached(
+    isolated, http_root, shared_data, monkeypatch
+) -> None:
     base, www = http_root
     entry = data_file(SHAKESPEARE)
     _publish(entry, shared_data / SHAKESPEARE, www)
@@ -76,7 +81,9 @@ def test_corrupted_download_is_rejected(isolated, http_root, monkeypatch) -> Non
     assert not list(isolated.rglob("input.txt"))
 
 
-def test_corrupted_cache_is_downloaded_again(isolated, http_root, shared_data, monkeypatch) -> None:
+def test_corrupted_cache_is_downloaded_again(
+    isolated, http_root, shared_data, monkeypatch
+) -> None:
     base, www = http_root
     entry = data_file(SHAKESPEARE)
     _publish(entry, shared_data / SHAKESPEARE, www)
@@ -89,7 +96,9 @@ def test_corrupted_cache_is_downloaded_again(isolated, http_root, shared_data, m
 def test_missing_file_on_server(isolated, http_root, monkeypatch) -> None:
     base, _ = http_root
     monkeypatch.setenv("LM_COURSE_MIRROR", base)
-    with pytest.raises(DataUnavailableError, match=r"could not download .*LM_COURSE_DATA"):
+    with pytest.raises(
+        DataUnavailableError, match=r"could not download .*LM_COURSE_DATA"
+    ):
         fetch(SHAKESPEARE)
 
 
@@ -116,7 +125,9 @@ def test_corrupted_local_copy_is_an_error(isolated, tmp_path, monkeypatch) -> No
     (bad / "tinyshakespeare").mkdir(parents=True)
     (bad / SHAKESPEARE).write_text("not shakespeare")
     monkeypatch.setenv("LM_COURSE_DATA", str(bad))
-    with pytest.raises(DataIntegrityError, match=r"expects 86c4e6aa.*unset LM_COURSE_DATA"):
+    with pytest.raises(
+        DataIntegrityError, match=r"expects 86c4e6aa.*unset LM_COURSE_DATA"
+    ):
         fetch(SHAKESPEARE)
 
 
@@ -137,7 +148,11 @@ def test_loaders_return_ready_objects(shared_data, monkeypatch) -> None:
     assert len(text) == 1_115_394 and len(set(text)) == 65
 
     polarity = data.sentence_polarity()
-    assert (len(polarity.train), len(polarity.val), len(polarity.test)) == (8530, 1066, 1066)
+    assert (len(polarity.train), len(polarity.val), len(polarity.test)) == (
+        8530,
+        1066,
+        1066,
+    )
     assert {s.label for s in polarity.val} == {0, 1}
     assert data.sentence_polarity().val == polarity.val  # the split is fixed
     everything = polarity.train + polarity.val + polarity.test
@@ -150,7 +165,7 @@ def test_loaders_return_ready_objects(shared_data, monkeypatch) -> None:
     en, zh = data.xquad("en"), data.xquad("zh")
     assert len(en) == len(zh) == 1190
     first = en[0]
-    assert first.context[first.answer_starts[0]:].startswith(first.answers[0])
+    assert first.context[first.answer_starts[0] :].startswith(first.answers[0])
     assert len(data.cmrc2018()) == 3219
 
     assert len(data.chinese_classics("lunyu")) == 20

@@ -44,7 +44,12 @@ def test_shard_batch_takes_contiguous_slices() -> None:
 def test_without_torchrun_there_is_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     info = init_distributed("cpu")
-    assert (info.rank, info.world_size, info.enabled, info.is_main) == (0, 1, False, True)
+    assert (info.rank, info.world_size, info.enabled, info.is_main) == (
+        0,
+        1,
+        False,
+        True,
+    )
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE='two' must be an integer"):
         init_distributed("cpu")
@@ -57,7 +62,9 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="this PyTorch has no distributed")
+@pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="this PyTorch has no distributed"
+)
 def test_two_processes_match_one(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     out.mkdir()
@@ -65,7 +72,9 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
         **os.environ,
         "OMP_NUM_THREADS": "1",
         "LM_COURSE_PROGRESS": "0",
-        "PYTHONPATH": os.pathsep.join([str(WORKER.parent), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(WORKER.parent), os.environ.get("PYTHONPATH", "")]
+        ),
     }
     command = [
         sys.executable,
@@ -80,13 +89,19 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
         str(WORKER),
         str(out),
     ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=180
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     reports = [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in reports] == [2, 2]
-    assert reports[0]["loss"] == reports[1]["loss"]  # logged losses are averaged over ranks
-    assert sorted(p.name for p in out.glob("step-*")) == ["step-000012"]  # only rank 0 saves
+    assert (
+        reports[0]["loss"] == reports[1]["loss"]
+    )  # logged losses are averaged over ranks
+    assert sorted(p.name for p in out.glob("step-*")) == [
+        "step-000012"
+    ]  # only rank 0 saves
 
     single = make_model(seed=0, dropout=0.0)
     batches = LMBatches(train_val_split(markov_tokens()), BLOCK_SIZE, BATCH_SIZE)

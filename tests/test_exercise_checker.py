@@ -11,7 +11,10 @@ def reference(x: torch.Tensor) -> torch.Tensor:
     return x * 2
 
 
-CASES = [Case("a vector of ones", (torch.ones(3),)), Case("a 2x2 matrix", (torch.arange(4.0).view(2, 2),))]
+CASES = [
+    Case("a vector of ones", (torch.ones(3),)),
+    Case("a 2x2 matrix", (torch.arange(4.0).view(2, 2),)),
+]
 
 
 def test_pass() -> None:
@@ -30,13 +33,19 @@ def test_not_attempted_does_not_raise(capsys) -> None:
 def test_wrong_values_name_the_case() -> None:
     result = run_cases("double", lambda x: x * 3, reference, CASES, verbose=False)
     assert result.status == "failed"
-    assert "on a vector of ones" in result.message and "expected tensor" in result.message
+    assert (
+        "on a vector of ones" in result.message and "expected tensor" in result.message
+    )
 
 
 def test_wrong_shape_and_exceptions_are_reported() -> None:
-    shape = run_cases("double", lambda x: x.flatten() * 2, reference, CASES, verbose=False)
+    shape = run_cases(
+        "double", lambda x: x.flatten() * 2, reference, CASES, verbose=False
+    )
     assert "expected shape (2, 2), got shape (4,)" in shape.message
-    boom = run_cases("double", lambda x: x @ torch.ones(7), reference, CASES, verbose=False)
+    boom = run_cases(
+        "double", lambda x: x @ torch.ones(7), reference, CASES, verbose=False
+    )
     assert boom.status == "failed" and "raised RuntimeError" in boom.message
     not_fn = run_cases("double", 3, reference, CASES, verbose=False)
     assert "pass your function itself" in not_fn.message

@@ -9,7 +9,11 @@ from collections import Counter
 
 import pytest
 import torch
-from exercise_helpers import assert_reference_passes_and_stub_is_not_attempted, failed, stub
+from exercise_helpers import (
+    assert_reference_passes_and_stub_is_not_attempted,
+    failed,
+    stub,
+)
 
 from lm_course.exercises import ch01_background as ex
 from lm_course.models.ngram import NGramModel
@@ -47,10 +51,17 @@ def test_perplexity_matches_the_ngram_model() -> None:
     model = NGramModel(order=2, vocab_size=3, add_k=0.5).fit(ids[:8])
     test = ids[6:]
     log_probs = torch.tensor(
-        [[math.log(model.prob(test[t - 1 : t], int(test[t]))) for t in range(1, len(test))]],
+        [
+            [
+                math.log(model.prob(test[t - 1 : t], int(test[t])))
+                for t in range(1, len(test))
+            ]
+        ],
         dtype=torch.float64,
     )
-    got = ex.solution_perplexity(log_probs, torch.ones_like(log_probs, dtype=torch.bool))
+    got = ex.solution_perplexity(
+        log_probs, torch.ones_like(log_probs, dtype=torch.bool)
+    )
     assert got.item() == pytest.approx(model.perplexity(test), rel=1e-9)
 
 
@@ -61,15 +72,21 @@ def test_perplexity_rejects_averaging_over_padding_and_a_missing_minus() -> None
     def no_minus(log_probs, mask):
         return torch.exp((log_probs * mask).sum(-1) / mask.sum(-1))
 
-    assert failed(ex.check_perplexity(over_everything, verbose=False), "padding filled with -30")
-    assert failed(ex.check_perplexity(no_minus, verbose=False), "uniform model", "expected")
+    assert failed(
+        ex.check_perplexity(over_everything, verbose=False), "padding filled with -30"
+    )
+    assert failed(
+        ex.check_perplexity(no_minus, verbose=False), "uniform model", "expected"
+    )
 
 
 def test_perplexity_rejects_base_two() -> None:
     def base_two(log_probs, mask):
         return 2 ** (-(log_probs * mask).sum(-1) / mask.sum(-1))
 
-    assert failed(ex.check_perplexity(base_two, verbose=False), "uniform model", "values differ")
+    assert failed(
+        ex.check_perplexity(base_two, verbose=False), "uniform model", "values differ"
+    )
 
 
 # ------------------------------------------------------------------ character tokenizer
@@ -104,7 +121,9 @@ def test_char_checks_decode_too() -> None:
     def decode_list(ids, corpus):
         return list(ex.solution_char_decode(ids, corpus))
 
-    assert failed(check_chars(ex.solution_char_encode, decode_unsorted), "char_decode", "ids of")
+    assert failed(
+        check_chars(ex.solution_char_encode, decode_unsorted), "char_decode", "ids of"
+    )
     assert failed(check_chars(ex.solution_char_encode, decode_list), "char_decode")
     result = check_chars(stub, ex.solution_char_decode)
     assert result.status == "not attempted"
@@ -136,7 +155,9 @@ def test_addk_rejects_forgetting_kv_and_normalising_columns() -> None:
         counts = counts.double()
         return (counts + k) / (counts.sum(0, keepdim=True) + k * counts.shape[0])
 
-    assert failed(ex.check_addk_bigram(no_kv, verbose=False), "k = 1 (Laplace)", "values differ")
+    assert failed(
+        ex.check_addk_bigram(no_kv, verbose=False), "k = 1 (Laplace)", "values differ"
+    )
     assert failed(ex.check_addk_bigram(columns, verbose=False), "k = 1 (Laplace)")
 
 
@@ -145,14 +166,19 @@ def test_addk_rejects_nan_for_an_unseen_context() -> None:
         counts = counts.double()
         return (counts + k) / (counts.sum(-1, keepdim=True) + k * counts.shape[-1])
 
-    assert failed(ex.check_addk_bigram(plain, verbose=False), "row 2 is all zeros, k = 0",
-                  "non-finite")
+    assert failed(
+        ex.check_addk_bigram(plain, verbose=False),
+        "row 2 is all zeros, k = 0",
+        "non-finite",
+    )
 
 
 # ------------------------------------------------------------------ BPE merge step
 
 
-@pytest.mark.parametrize("word", ["aaabdaaabac", "mississippi", "abracadabra", "thethe"])
+@pytest.mark.parametrize(
+    "word", ["aaabdaaabac", "mississippi", "abracadabra", "thethe"]
+)
 def test_bpe_merge_step_matches_the_package(word: str) -> None:
     # A word with no spaces is one pre-split chunk, so the package's first merge is the same.
     tok = BPETokenizer.train(word, vocab_size=258)
@@ -177,8 +203,12 @@ def test_bpe_rejects_most_common_ties() -> None:
                 i += 1
         return pair, out
 
-    assert failed(ex.check_bpe_merge_step(most_common_merge, verbose=False),
-                  "the smaller pair (1, 2) wins", "(the most frequent pair)", "expected (1, 2)")
+    assert failed(
+        ex.check_bpe_merge_step(most_common_merge, verbose=False),
+        "the smaller pair (1, 2) wins",
+        "(the most frequent pair)",
+        "expected (1, 2)",
+    )
 
 
 def test_bpe_rejects_overlapping_and_first_only_merges() -> None:
@@ -199,17 +229,26 @@ def test_bpe_rejects_overlapping_and_first_only_merges() -> None:
                 return pair, ids[:i] + [new_id] + ids[i + 2 :]
         return pair, ids
 
-    assert failed(ex.check_bpe_merge_step(overlapping, verbose=False), "aaabdaaabac",
-                  "(the merged ids)", "expected")
-    assert failed(ex.check_bpe_merge_step(first_only, verbose=False), "aaabdaaabac",
-                  "(the merged ids)")
+    assert failed(
+        ex.check_bpe_merge_step(overlapping, verbose=False),
+        "aaabdaaabac",
+        "(the merged ids)",
+        "expected",
+    )
+    assert failed(
+        ex.check_bpe_merge_step(first_only, verbose=False),
+        "aaabdaaabac",
+        "(the merged ids)",
+    )
 
 
 def test_bpe_reports_a_wrong_return_type() -> None:
     def only_ids(ids, new_id):
         return ex.solution_bpe_merge_step(ids, new_id)[1]
 
-    assert failed(ex.check_bpe_merge_step(only_ids, verbose=False), "tuple (pair, merged_ids)")
+    assert failed(
+        ex.check_bpe_merge_step(only_ids, verbose=False), "tuple (pair, merged_ids)"
+    )
 
 
 # ------------------------------------------------------------------ interpolated trigram
@@ -234,16 +273,24 @@ def test_interpolated_rejects_nan_and_reversed_lambdas() -> None:
         l1, l2, l3 = lambdas
         c2 = counts.sum(0)
         c1 = counts.sum((0, 1))
-        return (l1 * c1 / c1.sum() + l2 * c2 / c2.sum(-1, keepdim=True)
-                + l3 * counts / counts.sum(-1, keepdim=True))
+        return (
+            l1 * c1 / c1.sum()
+            + l2 * c2 / c2.sum(-1, keepdim=True)
+            + l3 * counts / counts.sum(-1, keepdim=True)
+        )
 
     def reversed_lambdas(counts, lambdas):
         return ex.solution_interpolated_trigram(counts, tuple(reversed(lambdas)))
 
-    assert failed(ex.check_interpolated_trigram(no_unseen_rule, verbose=False),
-                  "unseen contexts", "non-finite")
-    assert failed(ex.check_interpolated_trigram(reversed_lambdas, verbose=False),
-                  "lambdas (1, 0, 0)")
+    assert failed(
+        ex.check_interpolated_trigram(no_unseen_rule, verbose=False),
+        "unseen contexts",
+        "non-finite",
+    )
+    assert failed(
+        ex.check_interpolated_trigram(reversed_lambdas, verbose=False),
+        "lambdas (1, 0, 0)",
+    )
 
 
 def test_interpolated_rejects_bigram_from_the_wrong_axis() -> None:
@@ -254,7 +301,9 @@ def test_interpolated_rejects_bigram_from_the_wrong_axis() -> None:
         p2 = ex._ml_or_uniform(counts.sum(2))  # C(u v): the context pair, not C(v w)
         return l1 * p1 + l2 * p2 + l3 * ex._ml_or_uniform(counts)
 
-    assert failed(ex.check_interpolated_trigram(wrong_axis, verbose=False), "bigram estimate")
+    assert failed(
+        ex.check_interpolated_trigram(wrong_axis, verbose=False), "bigram estimate"
+    )
 
 
 def test_counts_from_ids_rejects_short_input() -> None:

@@ -28,7 +28,6 @@ def test_reference_passes_and_stub_is_not_attempted(check, solution, capsys) -> 
     assert_reference_passes_and_stub_is_not_attempted(check, solution, capsys)
 
 
-
 # ------------------------------------------------------------------ softmax
 
 
@@ -50,7 +49,9 @@ def test_softmax_rejects_a_hard_coded_axis_and_the_builtin() -> None:
     def builtin(x, dim=-1):
         return torch.softmax(x, dim=dim)
 
-    assert failed(ex.check_stable_softmax(builtin, verbose=False), "write softmax yourself")
+    assert failed(
+        ex.check_stable_softmax(builtin, verbose=False), "write softmax yourself"
+    )
     # The built-in is restored afterwards.
     assert torch.allclose(torch.softmax(torch.zeros(2), -1), torch.full((2,), 0.5))
     assert torch.allclose(torch.zeros(2).softmax(-1), torch.full((2,), 0.5))
@@ -109,7 +110,9 @@ def test_attention_rejects_masking_after_the_softmax() -> None:
             w = w * mask  # the rows no longer sum to 1
         return w @ v
 
-    assert failed(ex.check_attention(mask_after, verbose=False), "causal mask", "values differ")
+    assert failed(
+        ex.check_attention(mask_after, verbose=False), "causal mask", "values differ"
+    )
 
 
 # ------------------------------------------------------------------ masks
@@ -137,8 +140,9 @@ def test_causal_mask_rejects_shifted_transposed_and_float_masks() -> None:
 
 def test_sliding_window_matches_the_package() -> None:
     for n, w in ((5, 2), (6, 1), (4, 9)):
-        assert torch.equal(ex.solution_sliding_window_mask(n, w),
-                           attention.sliding_window_mask(n, w))
+        assert torch.equal(
+            ex.solution_sliding_window_mask(n, w), attention.sliding_window_mask(n, w)
+        )
 
 
 def test_sliding_window_rejects_off_by_one_and_non_causal() -> None:
@@ -150,7 +154,9 @@ def test_sliding_window_rejects_off_by_one_and_non_causal() -> None:
         i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
         return (i - j).abs() < window
 
-    assert failed(ex.check_sliding_window_mask(one_too_many, verbose=False), "window = 1")
+    assert failed(
+        ex.check_sliding_window_mask(one_too_many, verbose=False), "window = 1"
+    )
     assert failed(ex.check_sliding_window_mask(symmetric, verbose=False), "window = 2")
 
 
@@ -173,7 +179,9 @@ def test_split_heads_rejects_reshape_without_transpose_and_wrong_axis_order() ->
         return x.view(b, s, d // n_heads, n_heads).permute(0, 3, 1, 2)
 
     result = ex.check_split_heads(no_transpose, verbose=False)
-    assert failed(result, "arange(8)", "expected tensor of shape (1, 2, 2, 2) [0, 1, 4, 5")
+    assert failed(
+        result, "arange(8)", "expected tensor of shape (1, 2, 2, 2) [0, 1, 4, 5"
+    )
     assert failed(ex.check_split_heads(heads_last, verbose=False), "arange(8)")
 
 
@@ -186,7 +194,9 @@ def test_merge_heads_rejects_reshape_without_transpose() -> None:
         return x.sum(1)
 
     assert failed(ex.check_merge_heads(no_transpose, verbose=False), "arange(8)")
-    assert failed(ex.check_merge_heads(sums_heads, verbose=False), "expected shape (1, 2, 4)")
+    assert failed(
+        ex.check_merge_heads(sums_heads, verbose=False), "expected shape (1, 2, 4)"
+    )
 
 
 # ------------------------------------------------------------------ ALiBi

@@ -26,7 +26,6 @@ def test_reference_passes_and_stub_is_not_attempted(check, solution, capsys) -> 
     assert_reference_passes_and_stub_is_not_attempted(check, solution, capsys)
 
 
-
 # ------------------------------------------------------------------ perplexity
 
 
@@ -35,16 +34,24 @@ def test_perplexity_accepts_a_one_element_tensor() -> None:
 
 
 def test_perplexity_rejects_mean_of_exp_and_base_2() -> None:
-    mean_of_exp = ex.check_perplexity(lambda losses: losses.exp().mean().item(), verbose=False)
+    mean_of_exp = ex.check_perplexity(
+        lambda losses: losses.exp().mean().item(), verbose=False
+    )
     assert failed(mean_of_exp, "[1., 2., 3.]", "expected 7.38906")
-    base_2 = ex.check_perplexity(lambda losses: 2 ** losses.mean().item(), verbose=False)
+    base_2 = ex.check_perplexity(
+        lambda losses: 2 ** losses.mean().item(), verbose=False
+    )
     assert failed(base_2, "ln(65)", "expected 65")
-    summed = ex.check_perplexity(lambda losses: losses.sum().exp().item(), verbose=False)
+    summed = ex.check_perplexity(
+        lambda losses: losses.sum().exp().item(), verbose=False
+    )
     assert failed(summed, "ln(65)")
 
 
 def test_perplexity_of_a_uniform_guess_is_the_vocabulary_size() -> None:
-    assert ex.solution_perplexity(torch.full((7,), math.log(65.0))) == pytest.approx(65.0)
+    assert ex.solution_perplexity(torch.full((7,), math.log(65.0))) == pytest.approx(
+        65.0
+    )
 
 
 # ------------------------------------------------------------------ LSTM cell
@@ -70,8 +77,12 @@ def test_lstm_rejects_wrong_gate_order_and_missing_tanh() -> None:
         c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
         return o.sigmoid() * c_new.tanh(), c_new
 
-    assert failed(ex.check_lstm_cell_step(ifog, verbose=False), "batch 1, input 2, hidden 1",
-                  "item 0", "values differ")
+    assert failed(
+        ex.check_lstm_cell_step(ifog, verbose=False),
+        "batch 1, input 2, hidden 1",
+        "item 0",
+        "values differ",
+    )
 
     def no_tanh_on_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
         pre = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
@@ -110,7 +121,9 @@ def test_gru_rejects_swapped_update_and_reset_outside_the_bias() -> None:
         n = (i_n + r * h_n).tanh()
         return z * n + (1 - z) * h
 
-    assert failed(ex.check_gru_cell_step(swapped_z, verbose=False), "batch 1", "values differ")
+    assert failed(
+        ex.check_gru_cell_step(swapped_z, verbose=False), "batch 1", "values differ"
+    )
 
     def reset_before_bias(x, h, w_ih, w_hh, b_ih, b_hh):
         hidden = h.shape[1]
@@ -118,10 +131,12 @@ def test_gru_rejects_swapped_update_and_reset_outside_the_bias() -> None:
         h_r, h_z, _ = (h @ w_hh.T + b_hh).chunk(3, dim=1)
         r, z = (i_r + h_r).sigmoid(), (i_z + h_z).sigmoid()
         # r multiplies W_hn h only, with b_hn added outside (the paper's variant)
-        n = (i_n + r * (h @ w_hh[2 * hidden:].T) + b_hh[2 * hidden:]).tanh()
+        n = (i_n + r * (h @ w_hh[2 * hidden :].T) + b_hh[2 * hidden :]).tanh()
         return (1 - z) * n + z * h
 
-    assert failed(ex.check_gru_cell_step(reset_before_bias, verbose=False), "values differ")
+    assert failed(
+        ex.check_gru_cell_step(reset_before_bias, verbose=False), "values differ"
+    )
 
 
 # ------------------------------------------------------------------ gradient clipping
@@ -142,15 +157,19 @@ def test_clip_rejects_per_tensor_clipping_and_scaling_up() -> None:
     def per_tensor(grads, max_norm):
         return [g * min(1.0, max_norm / (g.norm().item() + 1e-6)) for g in grads]
 
-    assert failed(ex.check_clip_grad_global_norm(per_tensor, verbose=False),
-                  "each of norm 0.8", "values differ")
+    assert failed(
+        ex.check_clip_grad_global_norm(per_tensor, verbose=False),
+        "each of norm 0.8",
+        "values differ",
+    )
 
     def always_rescale(grads, max_norm):
         total = torch.sqrt(sum((g**2).sum() for g in grads))
         return [g * max_norm / total for g in grads]
 
-    assert failed(ex.check_clip_grad_global_norm(always_rescale, verbose=False),
-                  "nothing to clip")
+    assert failed(
+        ex.check_clip_grad_global_norm(always_rescale, verbose=False), "nothing to clip"
+    )
 
 
 # ------------------------------------------------------------------ TBPTT
@@ -160,7 +179,10 @@ def test_tbptt_rejects_a_missing_detach_and_a_reset_state() -> None:
     def no_detach(model, stream, seq_len, optimizer):
         losses, state = [], None
         for start in range(0, stream.shape[1] - seq_len, seq_len):
-            x, y = stream[:, start:start + seq_len], stream[:, start + 1:start + seq_len + 1]
+            x, y = (
+                stream[:, start : start + seq_len],
+                stream[:, start + 1 : start + seq_len + 1],
+            )
             _, loss, state = model(x, y, state)
             optimizer.zero_grad()
             loss.backward()
@@ -168,12 +190,19 @@ def test_tbptt_rejects_a_missing_detach_and_a_reset_state() -> None:
             losses.append(loss.item())
         return losses
 
-    assert failed(ex.check_tbptt_train(no_detach, verbose=False), "raised RuntimeError", "detach the state")
+    assert failed(
+        ex.check_tbptt_train(no_detach, verbose=False),
+        "raised RuntimeError",
+        "detach the state",
+    )
 
     def reset_every_chunk(model, stream, seq_len, optimizer):
         losses = []
         for start in range(0, stream.shape[1] - seq_len, seq_len):
-            x, y = stream[:, start:start + seq_len], stream[:, start + 1:start + seq_len + 1]
+            x, y = (
+                stream[:, start : start + seq_len],
+                stream[:, start + 1 : start + seq_len + 1],
+            )
             _, loss, _ = model(x, y)
             optimizer.zero_grad()
             loss.backward()
@@ -186,7 +215,10 @@ def test_tbptt_rejects_a_missing_detach_and_a_reset_state() -> None:
     def overlapping_windows(model, stream, seq_len, optimizer):
         losses, state = [], None
         for start in range(0, stream.shape[1] - seq_len):
-            x, y = stream[:, start:start + seq_len], stream[:, start + 1:start + seq_len + 1]
+            x, y = (
+                stream[:, start : start + seq_len],
+                stream[:, start + 1 : start + seq_len + 1],
+            )
             _, loss, state = model(x, y, state)
             optimizer.zero_grad()
             loss.backward()
@@ -195,7 +227,9 @@ def test_tbptt_rejects_a_missing_detach_and_a_reset_state() -> None:
             losses.append(loss.item())
         return losses
 
-    assert failed(ex.check_tbptt_train(overlapping_windows, verbose=False), "expected 3 items")
+    assert failed(
+        ex.check_tbptt_train(overlapping_windows, verbose=False), "expected 3 items"
+    )
 
 
 def test_tbptt_checker_leaves_the_global_random_state_alone() -> None:
@@ -213,5 +247,7 @@ def test_tbptt_reference_carries_the_state() -> None:
     stream = torch.randint(0, 5, (2, 13), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         first = model(stream[:, :4], stream[:, 1:5])[1].item()
-    losses = ex.solution_tbptt_train(model, stream, 4, torch.optim.SGD(model.parameters(), lr=0.0))
+    losses = ex.solution_tbptt_train(
+        model, stream, 4, torch.optim.SGD(model.parameters(), lr=0.0)
+    )
     assert len(losses) == 3 and losses[0] == pytest.approx(first)

@@ -47,9 +47,12 @@ def test_top_k_keeps_the_k_largest():
     assert torch.equal(top_k_filter(logits, 2), expected)
     assert torch.equal(top_k_filter(logits, 10), logits)  # k > vocab keeps everything
     assert torch.equal(
-        top_k_filter(torch.tensor([[1.0, 1.0, 0.0]]), 1), torch.tensor([[1.0, 1.0, INF]])
+        top_k_filter(torch.tensor([[1.0, 1.0, 0.0]]), 1),
+        torch.tensor([[1.0, 1.0, INF]]),
     )
-    with pytest.raises(ValueError, match="top_k must be None or an integer >= 1, got 0"):
+    with pytest.raises(
+        ValueError, match="top_k must be None or an integer >= 1, got 0"
+    ):
         top_k_filter(logits, 0)
 
 
@@ -75,7 +78,9 @@ def test_sample_next():
     freq = torch.bincount(draws[:, 0], minlength=3) / 3000
     torch.testing.assert_close(freq, torch.softmax(logits[0], -1), atol=0.03, rtol=0)
     # Low temperature concentrates the mass on the arg-max.
-    cold = torch.stack([sample_next(logits, temperature=0.1, generator=g) for _ in range(200)])
+    cold = torch.stack(
+        [sample_next(logits, temperature=0.1, generator=g) for _ in range(200)]
+    )
     assert (cold[:, 0] == 1).all()
 
 
@@ -88,7 +93,9 @@ def test_cache_gives_the_same_tokens(positional, window):
     model = peaked_gpt(positional=positional, window=window)
     prompt = torch.randint(0, VOCAB, (3, 4))
     # 14 new tokens: the context passes block_size=10, so the cache must fall back too.
-    greedy = [generate(model, prompt, 14, greedy=True, use_cache=c) for c in (True, False)]
+    greedy = [
+        generate(model, prompt, 14, greedy=True, use_cache=c) for c in (True, False)
+    ]
     assert torch.equal(greedy[0], greedy[1])
     assert greedy[0].shape == (3, 18)
     assert len(greedy[0][:, 4:].unique()) > 1  # it says more than one thing
@@ -145,7 +152,11 @@ def test_generate_validates_arguments():
     model = peaked_gpt()
     prompt = torch.zeros(1, 2, dtype=torch.long)
     cases = [
-        ({"temperature": 0.0}, ValueError, r"temperature must be > 0, got 0\.0.*greedy=True"),
+        (
+            {"temperature": 0.0},
+            ValueError,
+            r"temperature must be > 0, got 0\.0.*greedy=True",
+        ),
         ({"temperature": -1.0}, ValueError, "temperature must be > 0"),
         ({"top_k": 0}, ValueError, "top_k must be None or an integer >= 1, got 0"),
         ({"top_p": 0.0}, ValueError, r"top_p must be None or in \(0, 1\], got 0\.0"),
@@ -155,7 +166,9 @@ def test_generate_validates_arguments():
         with pytest.raises(error, match=message):
             generate(model, prompt, 3, **kwargs)
     assert generate(model, prompt, 2, temperature=0.0, greedy=True).shape == (1, 4)
-    with pytest.raises(ValueError, match="max_new_tokens must be an integer >= 0, got -1"):
+    with pytest.raises(
+        ValueError, match="max_new_tokens must be an integer >= 0, got -1"
+    ):
         generate(model, prompt, -1)
     with pytest.raises(ValueError, match=r"token id 17, outside the vocabulary"):
         generate(model, torch.tensor([[17]]), 2)

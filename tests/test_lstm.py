@@ -141,17 +141,24 @@ def test_forward_errors() -> None:
     with pytest.raises(TypeError, match=r"config must be an LSTMConfig, got dict"):
         LSTMLanguageModel({"vocab_size": 10})
     with pytest.raises(
-        ValueError, match=r"idx must have shape \(batch, seq\) .*got \(5,\); .* idx\[None\]"
+        ValueError,
+        match=r"idx must have shape \(batch, seq\) .*got \(5,\); .* idx\[None\]",
     ):
         model(torch.zeros(5, dtype=torch.long))
     with pytest.raises(TypeError, match=r"idx must be an integer tensor .*float32"):
         model(torch.zeros(2, 5))
-    with pytest.raises(ValueError, match=r"idx has ids in \[0, 11\], outside \[0, vocab_size=11\)"):
+    with pytest.raises(
+        ValueError, match=r"idx has ids in \[0, 11\], outside \[0, vocab_size=11\)"
+    ):
         model(torch.tensor([[0, 11]]))
     idx = torch.zeros(2, 5, dtype=torch.long)
-    with pytest.raises(ValueError, match=r"targets has shape \(2, 4\) but idx has \(2, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"targets has shape \(2, 4\) but idx has \(2, 5\)"
+    ):
         model(idx, idx[:, :4])
-    with pytest.raises(ValueError, match=r"targets has ids in \[-1, 0\], .*\(or -100, ignored\)"):
+    with pytest.raises(
+        ValueError, match=r"targets has ids in \[-1, 0\], .*\(or -100, ignored\)"
+    ):
         model(idx, idx - torch.eye(2, 5, dtype=torch.long))
     with pytest.raises(TypeError, match=r"idx must be an integer tensor .*torch.bool"):
         model(idx.bool())

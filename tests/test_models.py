@@ -52,12 +52,24 @@ def test_config_defaults_and_derived_values():
             r"positional must be one of \('learned', 'sinusoidal', 'rope', 'alibi'\), "
             r"got 'absolute'",
         ),
-        ({"d_model": 512, "n_head": 6}, ValueError, r"d_model=512 is not divisible by n_heads=6"),
+        (
+            {"d_model": 512, "n_head": 6},
+            ValueError,
+            r"d_model=512 is not divisible by n_heads=6",
+        ),
         ({"n_layer": 0}, ValueError, r"n_layer must be a positive integer, got 0"),
-        ({"vocab_size": 65.0}, ValueError, r"vocab_size must be a positive integer, got 65\.0"),
+        (
+            {"vocab_size": 65.0},
+            ValueError,
+            r"vocab_size must be a positive integer, got 65\.0",
+        ),
         ({"window": 0}, ValueError, r"window must be None .* got 0"),
         ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\), got 1\.0"),
-        ({"attention": "flash"}, ValueError, r"attention must be one of \('sdpa', 'manual'\)"),
+        (
+            {"attention": "flash"},
+            ValueError,
+            r"attention must be one of \('sdpa', 'manual'\)",
+        ),
         ({"d_ff": 0}, ValueError, r"d_ff must be a positive integer or None"),
         (
             {"d_model": 12, "n_head": 4, "positional": "rope"},
@@ -102,11 +114,17 @@ def test_loss_ignores_minus_100_targets():
 
 def test_forward_rejects_bad_input():
     model = tiny_gpt()
-    with pytest.raises(ValueError, match=r"13 tokens is longer than block_size=12.*last 12 tokens"):
+    with pytest.raises(
+        ValueError, match=r"13 tokens is longer than block_size=12.*last 12 tokens"
+    ):
         model(torch.zeros(1, 13, dtype=torch.long))
-    with pytest.raises(TypeError, match=r"integer token ids.*torch.float32.*idx.long\(\)"):
+    with pytest.raises(
+        TypeError, match=r"integer token ids.*torch.float32.*idx.long\(\)"
+    ):
         model(torch.zeros(1, 4))
-    with pytest.raises(ValueError, match=r"token id 23, outside the vocabulary \[0, 22\]"):
+    with pytest.raises(
+        ValueError, match=r"token id 23, outside the vocabulary \[0, 22\]"
+    ):
         model(torch.tensor([[1, 23]]))
     with pytest.raises(ValueError, match=r"token id -1"):
         model(torch.tensor([[-1, 2]]))
@@ -116,7 +134,9 @@ def test_forward_rejects_bad_input():
         model(torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="last_only"):
         model(
-            torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long), last_only=True
+            torch.zeros(2, 4, dtype=torch.long),
+            torch.zeros(2, 4, dtype=torch.long),
+            last_only=True,
         )
     with pytest.raises(TypeError, match="GPTConfig"):
         GPT({"vocab_size": 3})
@@ -150,7 +170,9 @@ def test_cached_forward_matches_full_forward(variant):
     idx = torch.randint(0, VOCAB, (2, 12))
     full, _ = model(idx)
     cache = model.make_cache(2)
-    pieces = [model(idx[:, a:b], cache=cache)[0] for a, b in ((0, 5), (5, 6), (6, 7), (7, 12))]
+    pieces = [
+        model(idx[:, a:b], cache=cache)[0] for a, b in ((0, 5), (5, 6), (6, 7), (7, 12))
+    ]
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
     assert cache.pos == 12
 
@@ -173,11 +195,21 @@ def test_cache_errors():
 def test_parameter_counts_and_flops():
     model = tiny_gpt()
     c = model.config
-    per_block = 12 * c.d_model**2 + 2 * c.d_model  # attention + MLP weights, two LayerNorm gains
-    non_embedding = c.n_layer * per_block + c.d_model + VOCAB * c.d_model  # + ln_f + tied head
+    per_block = (
+        12 * c.d_model**2 + 2 * c.d_model
+    )  # attention + MLP weights, two LayerNorm gains
+    non_embedding = (
+        c.n_layer * per_block + c.d_model + VOCAB * c.d_model
+    )  # + ln_f + tied head
     assert model.num_params() == non_embedding
-    assert model.num_params(non_embedding=False) == non_embedding + c.block_size * c.d_model
-    assert model.flops_per_token() == 6 * non_embedding + 12 * c.n_layer * c.d_model * c.block_size
+    assert (
+        model.num_params(non_embedding=False)
+        == non_embedding + c.block_size * c.d_model
+    )
+    assert (
+        model.flops_per_token()
+        == 6 * non_embedding + 12 * c.n_layer * c.d_model * c.block_size
+    )
     untied = tiny_gpt(tie_weights=False)
     assert (
         untied.num_params(non_embedding=False)
@@ -222,7 +254,9 @@ def test_dropout_is_active_only_in_training():
 
 def tiny_encoder(**overrides) -> TransformerEncoder:
     torch.manual_seed(0)
-    settings = dict(vocab_size=VOCAB, max_len=10, n_layer=2, n_head=2, d_model=16, dropout=0.0)
+    settings = dict(
+        vocab_size=VOCAB, max_len=10, n_layer=2, n_head=2, d_model=16, dropout=0.0
+    )
     return TransformerEncoder(EncoderConfig(**{**settings, **overrides}))
 
 
@@ -256,7 +290,9 @@ def test_encoder_is_bidirectional_and_hides_padding():
 
 
 def test_encoder_rejects_bad_config_and_input():
-    with pytest.raises(ValueError, match=r"positional must be one of \('learned', 'sinusoidal'\)"):
+    with pytest.raises(
+        ValueError, match=r"positional must be one of \('learned', 'sinusoidal'\)"
+    ):
         EncoderConfig(vocab_size=10, max_len=8, positional="rope")
     with pytest.raises(ValueError, match=r"pad_id must be None or an id in \[0, 9\]"):
         EncoderConfig(vocab_size=10, max_len=8, pad_id=10)
@@ -269,7 +305,9 @@ def test_encoder_rejects_bad_config_and_input():
 
 @pytest.mark.parametrize("pooling", ["first", "mean"])
 def test_sequence_classifier(pooling):
-    classifier = SequenceClassifier(tiny_encoder(), n_classes=3, pooling=pooling, dropout=0.0)
+    classifier = SequenceClassifier(
+        tiny_encoder(), n_classes=3, pooling=pooling, dropout=0.0
+    )
     idx = torch.tensor([[3, 4, 5, 0], [6, 7, 0, 0]])
     logits, loss = classifier(idx, labels=torch.tensor([0, 2]))
     assert logits.shape == (2, 3) and loss.ndim == 0
@@ -302,12 +340,18 @@ def test_mask_tokens_follows_bert_statistics():
     random = chosen & ~masked & ~unchanged
     n = chosen.sum().item()
     assert masked.sum().item() / n == pytest.approx(0.8, abs=0.01)
-    assert unchanged.sum().item() / n == pytest.approx(0.1, abs=0.01)  # + ~0.1/996 random hits
+    assert unchanged.sum().item() / n == pytest.approx(
+        0.1, abs=0.01
+    )  # + ~0.1/996 random hits
     assert random.sum().item() / n == pytest.approx(0.1, abs=0.01)
     assert not torch.isin(inputs[random], torch.tensor([0, 1, 2, 3])).any()
 
-    again = mask_tokens(ids, mask_id, vocab, specials, generator=torch.Generator().manual_seed(1))
-    same = mask_tokens(ids, mask_id, vocab, specials, generator=torch.Generator().manual_seed(1))
+    again = mask_tokens(
+        ids, mask_id, vocab, specials, generator=torch.Generator().manual_seed(1)
+    )
+    same = mask_tokens(
+        ids, mask_id, vocab, specials, generator=torch.Generator().manual_seed(1)
+    )
     assert all(torch.equal(a, b) for a, b in zip(again, same))
 
 
@@ -358,7 +402,9 @@ def test_seq2seq_decoder_is_causal_and_source_padding_is_hidden():
     changed_future, _ = model(src, torch.tensor([[1, 4, 5, 9, 9]]))
     torch.testing.assert_close(logits[:, :3], changed_future[:, :3])
     assert not torch.allclose(logits[:, 3:], changed_future[:, 3:])
-    by_lengths, _ = model(torch.tensor([[5, 6, 7, 11, 12]]), tgt, src_mask=torch.tensor([3]))
+    by_lengths, _ = model(
+        torch.tensor([[5, 6, 7, 11, 12]]), tgt, src_mask=torch.tensor([3])
+    )
     torch.testing.assert_close(logits, by_lengths, atol=1e-5, rtol=1e-5)
     unpadded, _ = model(torch.tensor([[5, 6, 7]]), tgt)
     torch.testing.assert_close(logits, unpadded, atol=1e-5, rtol=1e-5)
@@ -386,7 +432,9 @@ def test_seq2seq_learns_to_reverse_and_greedy_decodes():
 
 
 def test_seq2seq_config_errors():
-    with pytest.raises(ValueError, match="pad_id must be an id valid in both vocabularies"):
+    with pytest.raises(
+        ValueError, match="pad_id must be an id valid in both vocabularies"
+    ):
         Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=5, pad_id=7)
     with pytest.raises(ValueError, match="d_model=512 is not divisible by n_heads=6"):
         Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=5, d_model=512, n_head=6)

@@ -81,7 +81,9 @@ def test_mle_gives_infinite_perplexity_on_unseen() -> None:
     assert model.perplexity([0, 0]) == math.inf
 
 
-def test_shakespeare_bigram_and_trigram(shakespeare_ids: tuple[torch.Tensor, torch.Tensor, int]):
+def test_shakespeare_bigram_and_trigram(
+    shakespeare_ids: tuple[torch.Tensor, torch.Tensor, int],
+):
     train, val, vocab = shakespeare_ids
     start = time.perf_counter()
     bigram = NGramModel(2, vocab, add_k=1.0).fit(train)
@@ -97,12 +99,18 @@ def test_shakespeare_bigram_and_trigram(shakespeare_ids: tuple[torch.Tensor, tor
 def test_add_k_effect(shakespeare_ids: tuple[torch.Tensor, torch.Tensor, int]) -> None:
     train, val, vocab = shakespeare_ids
     train = train[:20_000]  # little data: many 4-grams of val are unseen
-    ppl = {k: NGramModel(4, vocab, add_k=k).fit(train).perplexity(val) for k in (0.0, 0.01, 10)}
+    ppl = {
+        k: NGramModel(4, vocab, add_k=k).fit(train).perplexity(val)
+        for k in (0.0, 0.01, 10)
+    }
     assert ppl[0.0] == math.inf  # unseen 4-grams get probability 0
     assert ppl[0.01] < ppl[10]  # a huge k flattens every distribution
     assert ppl[10] < vocab  # ...toward uniform, but still better than it
     # On the training data itself, less smoothing always fits better.
-    fit = [NGramModel(4, vocab, add_k=k).fit(train).perplexity(train) for k in (0.0, 0.1, 1.0)]
+    fit = [
+        NGramModel(4, vocab, add_k=k).fit(train).perplexity(train)
+        for k in (0.0, 0.1, 1.0)
+    ]
     assert fit[0] < fit[1] < fit[2]
 
 
@@ -128,7 +136,9 @@ def test_bad_inputs() -> None:
         NGramModel(2, 10, add_k=-1)
     with pytest.raises(ValueError, match=r"add_k=nan must be a number >= 0"):
         NGramModel(2, 10, add_k=float("nan"))
-    with pytest.raises(ValueError, match=r"order=12 with vocab_size=65 .*smaller order"):
+    with pytest.raises(
+        ValueError, match=r"order=12 with vocab_size=65 .*smaller order"
+    ):
         NGramModel(12, 65)
     model = NGramModel(3, 5)
     with pytest.raises(ValueError, match=r"token id 7, outside \[0, vocab_size=5\)"):
@@ -143,13 +153,17 @@ def test_bad_inputs() -> None:
         model.next_distribution([0])
     with pytest.raises(TypeError, match=r"ids\[1\]=1.5 is not an int token id"):
         model.fit([0, 1.5, 2])
-    with pytest.raises(TypeError, match=r"ids must be a list of int token ids .* got str"):
+    with pytest.raises(
+        TypeError, match=r"ids must be a list of int token ids .* got str"
+    ):
         model.fit("hello")
     with pytest.raises(TypeError, match=r"1-D integer tensor, got shape \(2, 3\)"):
         model.fit(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(TypeError, match=r"dtype torch.float32"):
         model.fit(torch.zeros(5))
-    with pytest.raises(ValueError, match=r"next_id=5 is outside the vocabulary \[0, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"next_id=5 is outside the vocabulary \[0, 5\)"
+    ):
         model.prob([0, 1], 5)
     with pytest.raises(ValueError, match=r"num_tokens=-1 must be an int >= 0"):
         model.sample([0, 1], -1)

@@ -59,7 +59,9 @@ def test_rope_preserves_norms():
     rotated = apply_rotary(x, offset=5)
     torch.testing.assert_close(rotated.norm(dim=-1), x.norm(dim=-1))
     assert not torch.allclose(rotated, x)
-    torch.testing.assert_close(apply_rotary(x[:, :, :1], offset=0), x[:, :, :1])  # position 0
+    torch.testing.assert_close(
+        apply_rotary(x[:, :, :1], offset=0), x[:, :, :1]
+    )  # position 0
 
 
 def test_rope_scores_depend_only_on_relative_offset():
@@ -78,13 +80,17 @@ def test_rotary_module_matches_function_and_explicit_positions():
     module = RotaryEmbedding(d_head=6, max_len=20)
     torch.testing.assert_close(module(x, offset=3), apply_rotary(x, offset=3))
     positions = torch.tensor([3, 4, 5, 6])
-    torch.testing.assert_close(apply_rotary(x, positions=positions), apply_rotary(x, offset=3))
+    torch.testing.assert_close(
+        apply_rotary(x, positions=positions), apply_rotary(x, offset=3)
+    )
     with pytest.raises(ValueError, match="max_len=20"):
         module(x, offset=18)
 
 
 def test_rope_needs_even_head_width():
-    with pytest.raises(ValueError, match="d_head must be even for rotary embeddings.*got 5"):
+    with pytest.raises(
+        ValueError, match="d_head must be even for rotary embeddings.*got 5"
+    ):
         apply_rotary(torch.randn(1, 1, 3, 5))
     with pytest.raises(ValueError, match="d_head must be even"):
         RotaryEmbedding(d_head=7, max_len=4)
@@ -115,7 +121,9 @@ def test_alibi_bias_shape_values_and_cache_offset():
     bias = alibi_bias(2, 4)
     assert bias.shape == (2, 4, 4)
     assert torch.equal(bias.diagonal(dim1=1, dim2=2), torch.zeros(2, 4))
-    assert bias[0, 3, 0].item() == pytest.approx(-3 * 2.0**-4)  # 2 heads: slopes 1/16, 1/256
+    assert bias[0, 3, 0].item() == pytest.approx(
+        -3 * 2.0**-4
+    )  # 2 heads: slopes 1/16, 1/256
     # The last query of a cache step sees the same bias as the last row of the full table.
     torch.testing.assert_close(alibi_bias(2, 1, 4), bias[:, -1:])
     torch.testing.assert_close(alibi_bias(2, 2, 4), bias[:, 2:])

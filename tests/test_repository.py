@@ -25,26 +25,46 @@ def _tool(name: str) -> str:
     path = Path(sys.executable).parent / name
     found = str(path) if path.exists() else shutil.which(name)
     if not found:
-        pytest.skip(f"{name} is not installed; install the test extras: pip install -e '.[test]'")
+        pytest.skip(
+            f"{name} is not installed; install the test extras: pip install -e '.[test]'"
+        )
     return found
 
 
 def test_ruff_is_clean() -> None:
-    result = subprocess.run([_tool("ruff"), "check", "lm_course", "tests", "notebooks"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [_tool("ruff"), "check", "lm_course", "tests", "notebooks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_clean_and_executed_in_order(notebook: Path) -> None:
-    result = subprocess.run([_tool("nbstripout"), "--verify", "--keep-output", "--keep-count",
-                             "--extra-keys", "metadata.language_info.version", str(notebook)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, f"{notebook.name} has metadata nbstripout would remove; " \
+    result = subprocess.run(
+        [
+            _tool("nbstripout"),
+            "--verify",
+            "--keep-output",
+            "--keep-count",
+            "--extra-keys",
+            "metadata.language_info.version",
+            str(notebook),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, (
+        f"{notebook.name} has metadata nbstripout would remove; "
         "regenerate it with `make notebooks`"
+    )
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert COLAB_MARKER in "".join(code[0]["source"]), "the first cell must install the course in Colab"
+    assert COLAB_MARKER in "".join(code[0]["source"]), (
+        "the first cell must install the course in Colab"
+    )
     assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
     for cell in code:
         for output in cell.get("outputs", []):
@@ -53,7 +73,9 @@ def test_notebook_is_clean_and_executed_in_order(notebook: Path) -> None:
             assert "image/svg+xml" not in data, "plots must be PNG"
             assert "application/vnd.jupyter.widget-view+json" not in data, "no widgets"
             text = "".join(output.get("text", ""))
-            assert "/work/" not in text and "/home/" not in text, "no absolute paths in outputs"
+            assert "/work/" not in text and "/home/" not in text, (
+                "no absolute paths in outputs"
+            )
     assert notebook.stat().st_size < 3_000_000
 
 
@@ -63,7 +85,10 @@ def _public_members():
             continue
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
-            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+            if (
+                name.startswith("_")
+                or getattr(obj, "__module__", None) != module.__name__
+            ):
                 continue
             if inspect.isfunction(obj) or inspect.isclass(obj):
                 yield f"{info.name}.{name}", obj
@@ -77,19 +102,24 @@ def test_public_api_has_docstrings_and_type_hints() -> None:
         if inspect.isfunction(obj):
             sig = inspect.signature(obj)
             if sig.return_annotation is inspect.Signature.empty or any(
-                p.annotation is inspect.Parameter.empty for p in sig.parameters.values()
+                p.annotation is inspect.Parameter.empty
+                for p in sig.parameters.values()
                 if p.name not in ("self", "cls")
             ):
                 missing_hints.append(qualname)
     assert not missing_doc, f"public objects without a docstring: {missing_doc}"
-    assert not missing_hints, f"public functions without full type hints: {missing_hints}"
+    assert not missing_hints, (
+        f"public functions without full type hints: {missing_hints}"
+    )
 
 
 def test_readme_commands_exist() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     for target in re.findall(r"^make (\w+)", readme, flags=re.M):
-        assert re.search(rf"^{target}:", makefile, flags=re.M), f"README mentions make {target}"
+        assert re.search(rf"^{target}:", makefile, flags=re.M), (
+            f"README mentions make {target}"
+        )
     assert "make book" in readme and "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in ci

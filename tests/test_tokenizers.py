@@ -19,7 +19,9 @@ def shakespeare(shared_data: Path) -> str:
 
 @pytest.fixture(scope="module")
 def lunyu(shared_data: Path) -> str:
-    chapters = json.loads((shared_data / "chinese_classics" / "lunyu.json").read_text("utf-8"))
+    chapters = json.loads(
+        (shared_data / "chinese_classics" / "lunyu.json").read_text("utf-8")
+    )
     return "\n".join(p for chapter in chapters for p in chapter["paragraphs"])
 
 
@@ -76,7 +78,9 @@ def test_char_bad_inputs() -> None:
         tok.encode(b"abc")
     with pytest.raises(TypeError, match=r"text must be a str, got list"):
         CharTokenizer.from_text(["a", "b"])
-    with pytest.raises(ValueError, match=r"ids\[1\]=7 is outside the vocabulary \[0, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"ids\[1\]=7 is outside the vocabulary \[0, 3\)"
+    ):
         tok.decode([0, 7])
     with pytest.raises(ValueError, match=r"ids\[0\]=-1 is outside"):
         tok.decode([-1])
@@ -109,7 +113,16 @@ def test_bpe_untrained_is_bytes() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "a", "hello world", MIXED, "   leading and trailing   ", "\n\n\r\n", "👍🏽" * 5]
+    "text",
+    [
+        "",
+        "a",
+        "hello world",
+        MIXED,
+        "   leading and trailing   ",
+        "\n\n\r\n",
+        "👍🏽" * 5,
+    ],
 )
 def test_bpe_roundtrip(bpe: BPETokenizer, text: str) -> None:
     assert bpe.decode(bpe.encode(text)) == text
@@ -180,7 +193,9 @@ def test_bpe_verbose_prints_merges(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bpe_stops_early_with_warning() -> None:
-    with pytest.warns(UserWarning, match=r"stopped after 2 merges .*smaller vocab_size"):
+    with pytest.warns(
+        UserWarning, match=r"stopped after 2 merges .*smaller vocab_size"
+    ):
         tok = BPETokenizer.train("abc", vocab_size=300)
     assert tok.vocab_size == 258
 
@@ -198,7 +213,9 @@ def test_bpe_bad_inputs(bpe: BPETokenizer) -> None:
         bpe.encode(3)
     with pytest.raises(ValueError, match=r"position 1, a lone surrogate"):
         bpe.encode("a\ud800b")
-    with pytest.raises(ValueError, match=r"ids\[0\]=356 is outside the vocabulary \[0, 356\)"):
+    with pytest.raises(
+        ValueError, match=r"ids\[0\]=356 is outside the vocabulary \[0, 356\)"
+    ):
         bpe.decode([356])
 
 
@@ -222,7 +239,9 @@ def test_bpe_save_load(tmp_path: Path, bpe: BPETokenizer) -> None:
     (tmp_path / "pattern.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match=r"different pre-split pattern"):
         BPETokenizer.load(tmp_path / "pattern.json")
-    (tmp_path / "char.json").write_text(json.dumps({"format": "lm_course.CharTokenizer"}))
+    (tmp_path / "char.json").write_text(
+        json.dumps({"format": "lm_course.CharTokenizer"})
+    )
     with pytest.raises(ValueError, match=r"not a BPETokenizer file"):
         BPETokenizer.load(tmp_path / "char.json")
 
@@ -254,7 +273,9 @@ def test_spm_deterministic(shakespeare: str) -> None:
 def test_spm_chinese_roundtrip(lunyu: str) -> None:
     tok = SentencePieceTokenizer.train(lunyu, vocab_size=1500, model_type="unigram")
     ids = tok.encode(lunyu)
-    assert tok.decode(ids) == lunyu  # identity normalisation keeps full-width punctuation
+    assert (
+        tok.decode(ids) == lunyu
+    )  # identity normalisation keeps full-width punctuation
     assert len(ids) < len(lunyu)
 
 
@@ -278,7 +299,9 @@ def test_spm_save_load(tmp_path: Path, shakespeare: str) -> None:
 def test_spm_bad_inputs(shakespeare: str) -> None:
     with pytest.raises(ValueError, match=r"model_type='word'.*\('bpe', 'unigram'\)"):
         SentencePieceTokenizer.train("abc", 300, model_type="word")
-    with pytest.raises(ValueError, match=r"vocab_size=300 is too large .*at most \d+ pieces"):
+    with pytest.raises(
+        ValueError, match=r"vocab_size=300 is too large .*at most \d+ pieces"
+    ):
         SentencePieceTokenizer.train("hello world\n" * 10, vocab_size=300)
     with pytest.raises(TypeError, match=r"vocab_size must be an int, got '300'"):
         SentencePieceTokenizer.train("abc", "300")
@@ -291,7 +314,9 @@ def test_spm_bad_inputs(shakespeare: str) -> None:
     with pytest.raises(ValueError, match=r"character_coverage=1.5 must be in \(0, 1\]"):
         SentencePieceTokenizer.train("abc", 300, character_coverage=1.5)
     tok = SentencePieceTokenizer.train(shakespeare[:30_000], 300)
-    with pytest.raises(ValueError, match=r"ids\[0\]=300 is outside the vocabulary \[0, 300\)"):
+    with pytest.raises(
+        ValueError, match=r"ids\[0\]=300 is outside the vocabulary \[0, 300\)"
+    ):
         tok.decode([300])
     with pytest.raises(TypeError, match=r"text must be a str, got list"):
         tok.encode(["abc"])
@@ -301,11 +326,15 @@ def test_sentencepiece_keeps_long_lines_and_explains_small_vocab(shared_data) ->
     """A chapter of the Analects is longer than SentencePiece's default line limit."""
     chapters = [
         "".join(c["paragraphs"])
-        for c in json.loads((shared_data / "chinese_classics/lunyu.json").read_text("utf-8"))
+        for c in json.loads(
+            (shared_data / "chinese_classics/lunyu.json").read_text("utf-8")
+        )
     ]
     longest = max(chapters, key=lambda c: len(c.encode("utf-8")))
     assert len(longest.encode("utf-8")) > 4192
     tok = SentencePieceTokenizer.train(chapters, 1600, "unigram")
     assert "<unk>" not in tok.pieces(longest)
-    with pytest.raises(ValueError, match=r"smaller than the number of distinct characters.*\(\d{4}\)"):
+    with pytest.raises(
+        ValueError, match=r"smaller than the number of distinct characters.*\(\d{4}\)"
+    ):
         SentencePieceTokenizer.train(chapters, 100)

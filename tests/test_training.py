@@ -42,7 +42,10 @@ def batches() -> LMBatches:
 
 
 def test_warmup_is_linear_up_to_the_peak() -> None:
-    rates = [lr_at_step(s, max_steps=100, lr=1.0, min_lr=0.1, warmup_steps=4) for s in range(5)]
+    rates = [
+        lr_at_step(s, max_steps=100, lr=1.0, min_lr=0.1, warmup_steps=4)
+        for s in range(5)
+    ]
     assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert rates[4] == pytest.approx(1.0)  # cosine starts at the peak
     assert warmup_factor(10, 0) == 1.0
@@ -50,12 +53,16 @@ def test_warmup_is_linear_up_to_the_peak() -> None:
 
 def test_cosine_decays_to_min_lr() -> None:
     kw = {"max_steps": 110, "lr": 1.0, "min_lr": 0.1, "warmup_steps": 10}
-    assert lr_at_step(60, **kw) == pytest.approx(0.55)  # half way: the mean of lr and min_lr
+    assert lr_at_step(60, **kw) == pytest.approx(
+        0.55
+    )  # half way: the mean of lr and min_lr
     assert lr_at_step(110, **kw) == pytest.approx(0.1)
     assert lr_at_step(500, **kw) == pytest.approx(0.1)  # stays at min_lr past the end
     rates = [lr_at_step(s, **kw) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(rates, rates[1:]))
-    assert cosine_decay(0.25, 1.0, 0.0) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert cosine_decay(0.25, 1.0, 0.0) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi / 4))
+    )
 
 
 def test_constant_schedule_and_config_defaults() -> None:
@@ -83,21 +90,45 @@ def test_constant_schedule_and_config_defaults() -> None:
         ({"min_lr": -1.0}, ValueError, r"min_lr must be >= 0.0, got -1.0"),
         ({"warmup_steps": -1}, ValueError, r"warmup_steps must be >= 0, got -1"),
         ({"warmup_steps": 200}, ValueError, r"warmup_steps=200 exceeds max_steps=100"),
-        ({"schedule": "linear"}, ValueError, r"schedule must be one of \('cosine', 'constant'\)"),
+        (
+            {"schedule": "linear"},
+            ValueError,
+            r"schedule must be one of \('cosine', 'constant'\)",
+        ),
         ({"weight_decay": -0.1}, ValueError, r"weight_decay must be >= 0.0, got -0.1"),
-        ({"betas": (0.9,)}, ValueError, r"betas must be two numbers in \[0, 1\).*got \(0.9,\)"),
+        (
+            {"betas": (0.9,)},
+            ValueError,
+            r"betas must be two numbers in \[0, 1\).*got \(0.9,\)",
+        ),
         ({"betas": (0.9, 1.0)}, ValueError, r"betas must be two numbers in \[0, 1\)"),
         ({"grad_clip": -1.0}, ValueError, r"grad_clip must be >= 0.0, got -1.0"),
         ({"grad_accum": 0}, ValueError, r"grad_accum must be >= 1, got 0"),
-        ({"eval_every": -5}, ValueError, r"eval_every must be >= 0, got -5 \(0 evaluates only"),
-        ({"eval_batches": -1}, ValueError, r"eval_batches must be >= 0, got -1 \(0 turns"),
+        (
+            {"eval_every": -5},
+            ValueError,
+            r"eval_every must be >= 0, got -5 \(0 evaluates only",
+        ),
+        (
+            {"eval_batches": -1},
+            ValueError,
+            r"eval_batches must be >= 0, got -1 \(0 turns",
+        ),
         ({"log_every": 0}, ValueError, r"log_every must be >= 1, got 0"),
         ({"device": 0}, TypeError, r"device must be a string such as 'auto'"),
-        ({"precision": "float16"}, ValueError, r"precision must be one of .*got 'float16'"),
+        (
+            {"precision": "float16"},
+            ValueError,
+            r"precision must be one of .*got 'float16'",
+        ),
         ({"compile": "yes"}, TypeError, r"compile must be True or False, got 'yes'"),
         ({"seed": -1}, ValueError, r"seed must be >= 0, got -1"),
         ({"seed": True}, TypeError, r"seed must be an integer, got True"),
-        ({"checkpoint_dir": 3}, TypeError, r"checkpoint_dir must be a path or None, got 3"),
+        (
+            {"checkpoint_dir": 3},
+            TypeError,
+            r"checkpoint_dir must be a path or None, got 3",
+        ),
         (
             {"checkpoint_every": 10},
             ValueError,
@@ -108,7 +139,11 @@ def test_constant_schedule_and_config_defaults() -> None:
             ValueError,
             r"checkpoint_every must be >= 0",
         ),
-        ({"keep_checkpoints": 0}, ValueError, r"keep_checkpoints must be >= 1, got 0 \(None keeps"),
+        (
+            {"keep_checkpoints": 0},
+            ValueError,
+            r"keep_checkpoints must be >= 1, got 0 \(None keeps",
+        ),
         ({"progress": 1}, TypeError, r"progress must be True or False, got 1"),
         ({"flush_denormal": None}, TypeError, r"flush_denormal must be True or False"),
     ],
@@ -137,9 +172,13 @@ def test_pick_device() -> None:
     assert pick_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available() and not torch.backends.mps.is_available():
         assert pick_device("auto") == torch.device("cpu")
-        with pytest.raises(ValueError, match=r"device='cuda' is not available.*\['cpu'\]"):
+        with pytest.raises(
+            ValueError, match=r"device='cuda' is not available.*\['cpu'\]"
+        ):
             pick_device("cuda")
-    with pytest.raises(ValueError, match=r"device='gpu0' is not a device name; use 'auto' or"):
+    with pytest.raises(
+        ValueError, match=r"device='gpu0' is not a device name; use 'auto' or"
+    ):
         pick_device("gpu0")
     with pytest.raises(TypeError, match="device must be a string"):
         pick_device(None)  # type: ignore[arg-type]
@@ -160,10 +199,13 @@ def test_precision_and_autocast_on_cpu() -> None:
 
 def test_seeds_are_stable_and_distinct() -> None:
     assert derive_seed(1337, 1, 5, 0) == derive_seed(1337, 1, 5, 0)
-    seeds = {derive_seed(1337, 1, step, micro) for step in range(100) for micro in range(4)}
+    seeds = {
+        derive_seed(1337, 1, step, micro) for step in range(100) for micro in range(4)
+    }
     assert len(seeds) == 400
     assert torch.equal(
-        torch.rand(3, generator=make_generator(1, 2)), torch.rand(3, generator=make_generator(1, 2))
+        torch.rand(3, generator=make_generator(1, 2)),
+        torch.rand(3, generator=make_generator(1, 2)),
     )
     seed_everything(3)
     first = torch.rand(2)
@@ -197,11 +239,17 @@ def test_lm_batches_errors(batches: LMBatches) -> None:
         ValueError, match=r"splits\['val'\] has 5 tokens.*block_size=8 needs at least 9"
     ):
         LMBatches({"train": torch.arange(100), "val": torch.arange(5)}, 8, 2)
-    with pytest.raises(ValueError, match=r"must be 1-D \(n_tokens,\), got shape \(2, 50\)"):
+    with pytest.raises(
+        ValueError, match=r"must be 1-D \(n_tokens,\), got shape \(2, 50\)"
+    ):
         LMBatches({"train": torch.zeros(2, 50, dtype=torch.long)}, 8, 2)
-    with pytest.raises(TypeError, match="must hold integer token ids, got dtype torch.float32"):
+    with pytest.raises(
+        TypeError, match="must hold integer token ids, got dtype torch.float32"
+    ):
         LMBatches({"train": torch.zeros(50)}, 8, 2)
-    with pytest.raises(ValueError, match="block_size must be a positive integer, got 0"):
+    with pytest.raises(
+        ValueError, match="block_size must be a positive integer, got 0"
+    ):
         LMBatches({"train": torch.arange(50)}, 0, 2)
     with pytest.raises(TypeError, match="splits must be a non-empty dict"):
         LMBatches(torch.arange(50), 8, 2)  # type: ignore[arg-type]
@@ -212,9 +260,13 @@ def test_train_val_split() -> None:
     assert parts["train"].tolist() == list(range(80)) and parts["val"].tolist() == list(
         range(80, 100)
     )
-    with pytest.raises(ValueError, match="val_fraction must be between 0 and 1 .* got 1.5"):
+    with pytest.raises(
+        ValueError, match="val_fraction must be between 0 and 1 .* got 1.5"
+    ):
         train_val_split(torch.arange(100), 1.5)
-    with pytest.raises(ValueError, match="val_fraction=0.1 of 5 tokens leaves an empty split"):
+    with pytest.raises(
+        ValueError, match="val_fraction=0.1 of 5 tokens leaves an empty split"
+    ):
         train_val_split(torch.arange(5), 0.1)
 
 
@@ -238,9 +290,9 @@ def test_training_lowers_the_loss(batches: LMBatches) -> None:
     assert history.device.startswith("cpu") and history.precision == "float32"
     assert model.training  # the model's mode is restored
     # Evaluation uses the same fixed batches every time: the same model gives the same loss.
-    assert evaluate(model, batches, "val", batches=4, seed=config.seed) == pytest.approx(
-        history.val_loss[-1], abs=1e-6
-    )
+    assert evaluate(
+        model, batches, "val", batches=4, seed=config.seed
+    ) == pytest.approx(history.val_loss[-1], abs=1e-6)
     assert History.from_dict(history.to_dict()) == history
 
 
@@ -249,7 +301,9 @@ def test_weight_decay_groups_and_optimizer_choice() -> None:
         make_model(), TrainConfig(max_steps=1, weight_decay=0.2), torch.device("cpu")
     )
     decayed, plain = optimizer.param_groups
-    assert [p.dim() for p in decayed["params"]] == [2, 2] and decayed["weight_decay"] == 0.2
+    assert [p.dim() for p in decayed["params"]] == [2, 2] and decayed[
+        "weight_decay"
+    ] == 0.2
     assert all(p.dim() == 1 for p in plain["params"]) and plain["weight_decay"] == 0.0
     assert optimizer.defaults["fused"] is True  # the fused kernel runs on CPU too
     frozen = nn.Linear(2, 2).requires_grad_(False)
@@ -259,7 +313,9 @@ def test_weight_decay_groups_and_optimizer_choice() -> None:
 
 def test_gradient_accumulation_equals_one_big_batch() -> None:
     """k micro-batches of b rows give the same update as one batch of k * b rows."""
-    data = torch.randint(0, VOCAB, (4 * 16, 9), generator=torch.Generator().manual_seed(1))
+    data = torch.randint(
+        0, VOCAB, (4 * 16, 9), generator=torch.Generator().manual_seed(1)
+    )
 
     def sequential(rows: int):
         calls = {"n": 0}
@@ -275,16 +331,22 @@ def test_gradient_accumulation_equals_one_big_batch() -> None:
     results = []
     for grad_accum, rows in [(1, 16), (4, 4)]:
         model = make_model(dropout=0.0)
-        config = TrainConfig(max_steps=8, lr=1e-2, grad_accum=grad_accum, eval_batches=0, **CPU)
+        config = TrainConfig(
+            max_steps=8, lr=1e-2, grad_accum=grad_accum, eval_batches=0, **CPU
+        )
         train(model, sequential(rows), config)
         results.append(model.state_dict())
     for name, tensor in results[0].items():
-        torch.testing.assert_close(results[1][name], tensor, atol=1e-6, rtol=1e-5, msg=name)
+        torch.testing.assert_close(
+            results[1][name], tensor, atol=1e-6, rtol=1e-5, msg=name
+        )
 
 
 def test_train_argument_errors(batches: LMBatches) -> None:
     config = TrainConfig(max_steps=2, eval_batches=0, **CPU)
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got function"):
+    with pytest.raises(
+        TypeError, match="model must be a torch.nn.Module, got function"
+    ):
         train(lambda x: x, batches, config)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="config must be a TrainConfig.*got dict"):
         train(make_model(), batches, {"max_steps": 2})  # type: ignore[arg-type]
@@ -301,11 +363,20 @@ def test_train_argument_errors(batches: LMBatches) -> None:
         ValueError,
         match=r"loss_fn must return a scalar float tensor \(shape \(\)\), got \(8, 12, 16\)",
     ):
-        train(make_model(), batches, config, loss_fn=lambda model, batch: model(*batch)[0])
+        train(
+            make_model(), batches, config, loss_fn=lambda model, batch: model(*batch)[0]
+        )
     with pytest.raises(ValueError, match="tuple without a loss at position 1"):
         train(make_model(), lambda split, gen: batches(split, gen)[:1], config)
-    with pytest.raises(ValueError, match="loss does not depend on any trainable parameter"):
-        train(make_model(), batches, config, loss_fn=lambda model, batch: torch.tensor(1.0))
+    with pytest.raises(
+        ValueError, match="loss does not depend on any trainable parameter"
+    ):
+        train(
+            make_model(),
+            batches,
+            config,
+            loss_fn=lambda model, batch: torch.tensor(1.0),
+        )
     with pytest.raises(ValueError, match="not available"):
         train(make_model(), batches, TrainConfig(max_steps=1, device="cuda:7"))
 
@@ -322,18 +393,24 @@ def test_default_loss_accepts_a_plain_loss() -> None:
     model = Regressor()
     x, y = torch.randn(4, 3), torch.randn(4, 1)
     assert default_loss(model, (x, y)).dim() == 0
-    history = train(model, lambda split, gen: (x, y), TrainConfig(max_steps=3, log_every=1, **CPU))
+    history = train(
+        model, lambda split, gen: (x, y), TrainConfig(max_steps=3, log_every=1, **CPU)
+    )
     assert history.tokens_seen == [None, None, None]  # float inputs are not token ids
 
 
 def test_progress_bar_shows_the_loss(
-    batches: LMBatches, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    batches: LMBatches,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("LM_COURSE_PROGRESS", "1")
     train(
         make_model(),
         batches,
-        TrainConfig(max_steps=4, log_every=2, eval_every=2, eval_batches=1, device="cpu"),
+        TrainConfig(
+            max_steps=4, log_every=2, eval_every=2, eval_batches=1, device="cpu"
+        ),
     )
     bar = capsys.readouterr().err
     assert "loss=" in bar and "val=" in bar and "4/4" in bar
@@ -344,7 +421,12 @@ def test_progress_bar_shows_the_loss(
 
 def test_bfloat16_autocast_and_no_clipping(batches: LMBatches) -> None:
     config = TrainConfig(
-        max_steps=10, lr=1e-2, precision="bfloat16", grad_clip=None, eval_batches=1, **CPU
+        max_steps=10,
+        lr=1e-2,
+        precision="bfloat16",
+        grad_clip=None,
+        eval_batches=1,
+        **CPU,
     )
     history = train(make_model(), batches, config)
     assert history.precision == "bfloat16"

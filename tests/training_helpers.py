@@ -14,7 +14,9 @@ class TinyLM(nn.Module):
     trainer must handle (decayed matrices, undecayed gains and biases, dropout, optional
     weight tying)."""
 
-    def __init__(self, vocab: int = VOCAB, dim: int = 16, dropout: float = 0.1, tie: bool = False):
+    def __init__(
+        self, vocab: int = VOCAB, dim: int = 16, dropout: float = 0.1, tie: bool = False
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab, dim)
         self.drop = nn.Dropout(dropout)
@@ -23,7 +25,9 @@ class TinyLM(nn.Module):
         if tie:
             self.head.weight = self.embed.weight  # (vocab, dim) both
 
-    def forward(self, x: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, x: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """x: (batch, seq) ids -> logits (batch, seq, vocab) and the mean cross-entropy."""
         logits = self.head(self.norm(self.drop(self.embed(x))))
         if targets is None:

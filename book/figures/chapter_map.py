@@ -41,23 +41,83 @@ class Chapter:
 
 
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter(1, "Background", "what a language model\npredicts, and how well", "001, 003, 004", 0, 1),
-    Chapter(2, "Attention", "softmax$(QK^T/\\sqrt{d})V$\nand the articles' errors", "000, 001",
-            1, 1.6),
-    Chapter(3, "The LSTM baseline", "the articles' LSTM model,\nfixed and trained", "000", 1, 0.4),
-    Chapter(4, "The Transformer", "positions, heads,\nresiduals, layer norm", "002, 003", 2, 1),
-    Chapter(5, "Pretraining and\nfine-tuning", "next-token pretraining,\nthen a small task",
-            "001, 004", 3, 1.6),
-    Chapter(6, "Applications", "translation, summaries,\nquestion answering", "000, 003", 4, 1.6),
-    Chapter(7, "Efficient attention\nand long context", "local and sparse\nattention, RoPE, ALiBi",
-            "000, 002, 004", 3, 0.4),
-    Chapter(8, "Efficiency at scale", "quantization, mixed\nprecision, parallelism",
-            "003, 004", 4, 0.4),
+    Chapter(
+        1,
+        "Background",
+        "what a language model\npredicts, and how well",
+        "001, 003, 004",
+        0,
+        1,
+    ),
+    Chapter(
+        2,
+        "Attention",
+        "softmax$(QK^T/\\sqrt{d})V$\nand the articles' errors",
+        "000, 001",
+        1,
+        1.6,
+    ),
+    Chapter(
+        3,
+        "The LSTM baseline",
+        "the articles' LSTM model,\nfixed and trained",
+        "000",
+        1,
+        0.4,
+    ),
+    Chapter(
+        4,
+        "The Transformer",
+        "positions, heads,\nresiduals, layer norm",
+        "002, 003",
+        2,
+        1,
+    ),
+    Chapter(
+        5,
+        "Pretraining and\nfine-tuning",
+        "next-token pretraining,\nthen a small task",
+        "001, 004",
+        3,
+        1.6,
+    ),
+    Chapter(
+        6,
+        "Applications",
+        "translation, summaries,\nquestion answering",
+        "000, 003",
+        4,
+        1.6,
+    ),
+    Chapter(
+        7,
+        "Efficient attention\nand long context",
+        "local and sparse\nattention, RoPE, ALiBi",
+        "000, 002, 004",
+        3,
+        0.4,
+    ),
+    Chapter(
+        8,
+        "Efficiency at scale",
+        "quantization, mixed\nprecision, parallelism",
+        "003, 004",
+        4,
+        0.4,
+    ),
 )
 
 # Prerequisites: an arrow from a chapter to one that builds on it.
-EDGES: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (2, 4), (3, 4), (4, 5), (5, 6), (4, 7),
-                                      (7, 8))
+EDGES: tuple[tuple[int, int], ...] = (
+    (1, 2),
+    (1, 3),
+    (2, 4),
+    (3, 4),
+    (4, 5),
+    (5, 6),
+    (4, 7),
+    (7, 8),
+)
 
 BOX_W, BOX_H = 0.9, 0.86
 AVAILABLE_FILL, AVAILABLE_EDGE = "#dbe9f6", "#1f5f99"
@@ -66,7 +126,9 @@ COMING_FILL, COMING_EDGE = "#f4f4f4", "#9a9a9a"
 
 def available_chapters(notebooks: Path) -> list[int]:
     """Return the numbers of the chapters that have a notebook ``NN_*.ipynb`` in ``notebooks``."""
-    return [c.number for c in CHAPTERS if any(notebooks.glob(f"{c.number:02d}_*.ipynb"))]
+    return [
+        c.number for c in CHAPTERS if any(notebooks.glob(f"{c.number:02d}_*.ipynb"))
+    ]
 
 
 def draw(available: list[int], out: Path) -> Path:
@@ -81,16 +143,24 @@ def draw(available: list[int], out: Path) -> Path:
     for src, dst in EDGES:
         a, b = by_number[src], by_number[dst]
         arrow = FancyArrowPatch(
-            (a.x + BOX_W / 2, a.y), (b.x - BOX_W / 2, b.y),
-            arrowstyle="-|>", mutation_scale=14, color="#555555", lw=1.2,
-            shrinkA=2, shrinkB=2, connectionstyle="arc3,rad=0",
+            (a.x + BOX_W / 2, a.y),
+            (b.x - BOX_W / 2, b.y),
+            arrowstyle="-|>",
+            mutation_scale=14,
+            color="#555555",
+            lw=1.2,
+            shrinkA=2,
+            shrinkB=2,
+            connectionstyle="arc3,rad=0",
         )
         ax.add_patch(arrow)
 
     for c in CHAPTERS:
         is_available = c.number in available
         box = FancyBboxPatch(
-            (c.x - BOX_W / 2, c.y - BOX_H / 2), BOX_W, BOX_H,
+            (c.x - BOX_W / 2, c.y - BOX_H / 2),
+            BOX_W,
+            BOX_H,
             boxstyle="round,pad=0.0,rounding_size=0.06",
             facecolor=AVAILABLE_FILL if is_available else COMING_FILL,
             edgecolor=AVAILABLE_EDGE if is_available else COMING_EDGE,
@@ -100,20 +170,60 @@ def draw(available: list[int], out: Path) -> Path:
         ax.add_patch(box)
         text_color = "#111111" if is_available else "#6b6b6b"
         status = "available" if is_available else "coming"
-        ax.text(c.x, c.y + 0.33, f"Chapter {c.number} \u00b7 {status}", ha="center",
-                va="center", fontsize=7.5, color=AVAILABLE_EDGE if is_available else COMING_EDGE)
-        ax.text(c.x, c.y + 0.12, c.title, ha="center", va="center", fontsize=9.5,
-                fontweight="bold", color=text_color, linespacing=1.1)
-        ax.text(c.x, c.y - 0.17, c.summary, ha="center", va="center", fontsize=7.5,
-                color=text_color, linespacing=1.15)
-        ax.text(c.x, c.y - 0.36, f"articles {c.articles}", ha="center", va="center",
-                fontsize=7, style="italic", color=text_color)
+        ax.text(
+            c.x,
+            c.y + 0.33,
+            f"Chapter {c.number} \u00b7 {status}",
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            color=AVAILABLE_EDGE if is_available else COMING_EDGE,
+        )
+        ax.text(
+            c.x,
+            c.y + 0.12,
+            c.title,
+            ha="center",
+            va="center",
+            fontsize=9.5,
+            fontweight="bold",
+            color=text_color,
+            linespacing=1.1,
+        )
+        ax.text(
+            c.x,
+            c.y - 0.17,
+            c.summary,
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            color=text_color,
+            linespacing=1.15,
+        )
+        ax.text(
+            c.x,
+            c.y - 0.36,
+            f"articles {c.articles}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            style="italic",
+            color=text_color,
+        )
 
-    ax.set_title("The course's chapters: arrows point from a chapter to those that build on it",
-                 fontsize=11, color="#333333")
+    ax.set_title(
+        "The course's chapters: arrows point from a chapter to those that build on it",
+        fontsize=11,
+        color="#333333",
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", bbox_inches="tight", facecolor="white",
-                metadata={METADATA_KEY: ",".join(str(n) for n in available)})
+    fig.savefig(
+        out,
+        format="png",
+        bbox_inches="tight",
+        facecolor="white",
+        metadata={METADATA_KEY: ",".join(str(n) for n in available)},
+    )
     plt.close(fig)
     return out
 
@@ -121,9 +231,15 @@ def draw(available: list[int], out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point: draw the map for the notebooks found in the repository."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="PNG file to write")
-    parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks",
-                        help="folder whose NN_*.ipynb files mark chapters as available")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="PNG file to write"
+    )
+    parser.add_argument(
+        "--notebooks",
+        type=Path,
+        default=REPO / "notebooks",
+        help="folder whose NN_*.ipynb files mark chapters as available",
+    )
     args = parser.parse_args(argv)
     out = draw(available_chapters(args.notebooks), args.out)
     print(f"wrote {out}")

@@ -90,7 +90,9 @@ def _squad_examples(path: str) -> list[QAExample]:
 def xquad(lang: str = "en") -> list[QAExample]:
     """XQuAD questions (1,190 per language); ``lang`` is ``"en"`` or ``"zh"``."""
     if lang not in ("en", "zh"):
-        raise ValueError(f"lang must be 'en' or 'zh' (the languages the course ships), got {lang!r}")
+        raise ValueError(
+            f"lang must be 'en' or 'zh' (the languages the course ships), got {lang!r}"
+        )
     return _squad_examples(f"xquad/xquad.{lang}.json")
 
 
@@ -136,7 +138,9 @@ def csl_titles(split: str = "dev") -> list[SummaryExample]:
         raise ValueError(f"split must be 'dev' or 'test', got {split!r}")
     with open(fetch(f"csl_title/{split}.tsv"), encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    return [SummaryExample(document=row[1], summary=row[2]) for row in rows if len(row) >= 3]
+    return [
+        SummaryExample(document=row[1], summary=row[2]) for row in rows if len(row) >= 3
+    ]
 
 
 def scitldr() -> list[SummaryExample]:

@@ -110,10 +110,16 @@ DATASETS: dict[str, Dataset] = {
                     size,
                 )
                 for lang, sha, size in [
-                    ("en", "e4c57d1c9143aaa1c5d265ba5987a65f4e69528d2a98f29d6e75019b10344f29",
-                     609_383),
-                    ("zh", "691d0b3359bc6b8faa8de931dfdfe21d50a65861ae348e32a0d1a0190b0c8835",
-                     808_652),
+                    (
+                        "en",
+                        "e4c57d1c9143aaa1c5d265ba5987a65f4e69528d2a98f29d6e75019b10344f29",
+                        609_383,
+                    ),
+                    (
+                        "zh",
+                        "691d0b3359bc6b8faa8de931dfdfe21d50a65861ae348e32a0d1a0190b0c8835",
+                        808_652,
+                    ),
                 ]
             ),
             license="CC BY-SA 4.0",
@@ -146,21 +152,38 @@ DATASETS: dict[str, Dataset] = {
             name="chinese_classics",
             title="Chinese classics: Analects, Book of Songs, Tang poems",
             files=tuple(
-                DataFile(f"chinese_classics/{local}", f"{_GH}/chinese-poetry/chinese-poetry"
-                         f"/99ebbef7e1345c0985c44b9fd96a3f9e776f117b/{remote}", sha, size)
+                DataFile(
+                    f"chinese_classics/{local}",
+                    f"{_GH}/chinese-poetry/chinese-poetry"
+                    f"/99ebbef7e1345c0985c44b9fd96a3f9e776f117b/{remote}",
+                    sha,
+                    size,
+                )
                 for local, remote, sha, size in [
-                    ("lunyu.json", "%E8%AE%BA%E8%AF%AD/lunyu.json",
-                     "bc336a3839706377892719db44c48a09794a493190535a42bf1c7d4c4233e96c", 74_799),
-                    ("shijing.json", "%E8%AF%97%E7%BB%8F/shijing.json",
-                     "3c7ca54d59424542ada99adfcc85420287fbbd5c8a511e9baf705cb2b04051e7",
-                     156_972),
-                    ("tangshi300.json",
-                     "%E5%85%A8%E5%94%90%E8%AF%97/%E5%94%90%E8%AF%97%E4%B8%89%E7%99%BE%E9%A6%96.json",
-                     "d77a145f7470da2ed2f79515944563c062ffc43fceda07f195a36ead66b7e5c7",
-                     190_787),
-                    ("poet.tang.0.json", "%E5%85%A8%E5%94%90%E8%AF%97/poet.tang.0.json",
-                     "4f88f429938082523cdc72a1612bd7a7c3e3f7a33f8192c61ae51340efc3c92d",
-                     408_405),
+                    (
+                        "lunyu.json",
+                        "%E8%AE%BA%E8%AF%AD/lunyu.json",
+                        "bc336a3839706377892719db44c48a09794a493190535a42bf1c7d4c4233e96c",
+                        74_799,
+                    ),
+                    (
+                        "shijing.json",
+                        "%E8%AF%97%E7%BB%8F/shijing.json",
+                        "3c7ca54d59424542ada99adfcc85420287fbbd5c8a511e9baf705cb2b04051e7",
+                        156_972,
+                    ),
+                    (
+                        "tangshi300.json",
+                        "%E5%85%A8%E5%94%90%E8%AF%97/%E5%94%90%E8%AF%97%E4%B8%89%E7%99%BE%E9%A6%96.json",
+                        "d77a145f7470da2ed2f79515944563c062ffc43fceda07f195a36ead66b7e5c7",
+                        190_787,
+                    ),
+                    (
+                        "poet.tang.0.json",
+                        "%E5%85%A8%E5%94%90%E8%AF%97/poet.tang.0.json",
+                        "4f88f429938082523cdc72a1612bd7a7c3e3f7a33f8192c61ae51340efc3c92d",
+                        408_405,
+                    ),
                 ]
             ),
             license="Texts: public domain. JSON compilation: MIT (chinese-poetry).",
@@ -171,14 +194,24 @@ DATASETS: dict[str, Dataset] = {
             name="csl_title",
             title="CSL abstract-to-title (Chinese scientific literature)",
             files=tuple(
-                DataFile(f"csl_title/{split}.tsv", f"{_GH}/ydli-ai/CSL"
-                         f"/0f1ac0626d584cd3c72f8be26d329eb4f967cfd0/benchmark/ts/{split}.tsv",
-                         sha, size)
+                DataFile(
+                    f"csl_title/{split}.tsv",
+                    f"{_GH}/ydli-ai/CSL"
+                    f"/0f1ac0626d584cd3c72f8be26d329eb4f967cfd0/benchmark/ts/{split}.tsv",
+                    sha,
+                    size,
+                )
                 for split, sha, size in [
-                    ("dev", "63fc67552bdad69b392e89295c8055e2c1b8d5e8acf6fec614738056451ccb45",
-                     623_069),
-                    ("test", "51900a71a26193525e98fa4e65c0e78ea4ca0b84cd1f0da0de0690ffdb85791d",
-                     620_191),
+                    (
+                        "dev",
+                        "63fc67552bdad69b392e89295c8055e2c1b8d5e8acf6fec614738056451ccb45",
+                        623_069,
+                    ),
+                    (
+                        "test",
+                        "51900a71a26193525e98fa4e65c0e78ea4ca0b84cd1f0da0de0690ffdb85791d",
+                        620_191,
+                    ),
                 ]
             ),
             license="Apache-2.0 (as stated by the data set)",

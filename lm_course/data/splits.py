@@ -23,14 +23,20 @@ class Splits(Generic[T]):
 
 
 def split_examples(
-    examples: Sequence[T], val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+    examples: Sequence[T],
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
 ) -> Splits[T]:
     """Shuffle ``examples`` with ``seed`` and cut them into train / val / test.
 
     The shuffle uses Python's own ``random.Random(seed)``, so the split does not depend on
     the PyTorch version or on any global random state.
     """
-    for name, value in [("val_fraction", val_fraction), ("test_fraction", test_fraction)]:
+    for name, value in [
+        ("val_fraction", val_fraction),
+        ("test_fraction", test_fraction),
+    ]:
         if not 0.0 <= value < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {value}")
     if val_fraction + test_fraction >= 1.0:
@@ -44,5 +50,7 @@ def split_examples(
     n_test = round(len(order) * test_fraction)
     pick = [examples[i] for i in order]
     return Splits(
-        train=pick[n_val + n_test :], val=pick[:n_val], test=pick[n_val : n_val + n_test]
+        train=pick[n_val + n_test :],
+        val=pick[:n_val],
+        test=pick[n_val : n_val + n_test],
     )

@@ -122,12 +122,16 @@ def solution_addk_bigram(counts: Tensor, k: float) -> Tensor:
     counts = counts.double()
     vocab_size = counts.shape[-1]
     numer = counts + k
-    denom = counts.sum(dim=-1, keepdim=True) + k * vocab_size  # (V, 1): one total per row
+    denom = (
+        counts.sum(dim=-1, keepdim=True) + k * vocab_size
+    )  # (V, 1): one total per row
     uniform = torch.full_like(numer, 1.0 / vocab_size)
     return torch.where(denom > 0, numer / denom.clamp(min=1e-300), uniform)
 
 
-def solution_bpe_merge_step(ids: list[int], new_id: int) -> tuple[tuple[int, int], list[int]]:
+def solution_bpe_merge_step(
+    ids: list[int], new_id: int
+) -> tuple[tuple[int, int], list[int]]:
     """One step of BPE training: find the most frequent adjacent pair and merge it.
 
     Args:
@@ -212,7 +216,9 @@ def _int_sequence(out: Any, kind: type, what: str) -> _Whole:
     try:
         return _Whole(kind(int(i) for i in out))
     except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a {kind.__name__} of ints, got {out!r:.60}") from None
+        raise TypeError(
+            f"{what} must be a {kind.__name__} of ints, got {out!r:.60}"
+        ) from None
 
 
 def check_perplexity(fn: Callable[..., Tensor], verbose: bool = True) -> CheckResult:
@@ -230,16 +236,32 @@ def check_perplexity(fn: Callable[..., Tensor], verbose: bool = True) -> CheckRe
     mask = torch.arange(6)[None, :] < lengths[:, None]  # (3, 6), True = real token
     padded = torch.where(mask, batch, torch.full_like(batch, -30.0))
     cases = [
-        Case("a uniform model over 65 characters (every log-prob is -ln 65; the answer is 65)",
-             (uniform, torch.ones(1, 10, dtype=torch.bool))),
-        Case("one sequence of 7 tokens, no padding", (one, torch.ones(1, 7, dtype=torch.bool))),
-        Case("a batch of 3 sequences of 6, 4 and 1 real tokens, padding filled with -30",
-             (padded, mask)),
-        Case("the same batch with padding filled with 0",
-             (torch.where(mask, batch, torch.zeros_like(batch)), mask)),
+        Case(
+            "a uniform model over 65 characters (every log-prob is -ln 65; the answer is 65)",
+            (uniform, torch.ones(1, 10, dtype=torch.bool)),
+        ),
+        Case(
+            "one sequence of 7 tokens, no padding",
+            (one, torch.ones(1, 7, dtype=torch.bool)),
+        ),
+        Case(
+            "a batch of 3 sequences of 6, 4 and 1 real tokens, padding filled with -30",
+            (padded, mask),
+        ),
+        Case(
+            "the same batch with padding filled with 0",
+            (torch.where(mask, batch, torch.zeros_like(batch)), mask),
+        ),
     ]
-    return run_cases("perplexity", fn, solution_perplexity, cases,
-                     atol=1e-6, rtol=1e-5, verbose=verbose)
+    return run_cases(
+        "perplexity",
+        fn,
+        solution_perplexity,
+        cases,
+        atol=1e-6,
+        rtol=1e-5,
+        verbose=verbose,
+    )
 
 
 def check_char_tokenizer(
@@ -257,31 +279,47 @@ def check_char_tokenizer(
     analects = "学而时习之，不亦说乎？有朋自远方来，不亦乐乎？"
     texts = [
         ("'hold' with the vocabulary of 'hello world'", "hold", "hello world"),
-        ("'Before we speak.\\n' with a line of Shakespeare as corpus", "Before we speak.\n",
-         shakespeare),
+        (
+            "'Before we speak.\\n' with a line of Shakespeare as corpus",
+            "Before we speak.\n",
+            shakespeare,
+        ),
         ("'不亦乐乎？' with a line of the Analects as corpus", "不亦乐乎？", analects),
         ("the empty text", "", "abc"),
     ]
+
     def encode_whole(text: str, corpus: str) -> _Whole:
         return _int_sequence(encode(text, corpus), list, "encode's answer")
 
     enc = run_cases(
-        "char_encode", encode_whole if callable(encode) else encode,
+        "char_encode",
+        encode_whole if callable(encode) else encode,
         lambda text, corpus: _Whole(solution_char_encode(text, corpus)),
-        [Case(d, (text, corpus)) for d, text, corpus in texts], verbose=False,
+        [Case(d, (text, corpus)) for d, text, corpus in texts],
+        verbose=False,
     )
     if not enc.passed:
         result = enc
     else:
         dec = run_cases(
-            "char_decode", decode, solution_char_decode,
-            [Case(f"the ids of {d}", (solution_char_encode(text, corpus), corpus))
-             for d, text, corpus in texts],
+            "char_decode",
+            decode,
+            solution_char_decode,
+            [
+                Case(f"the ids of {d}", (solution_char_encode(text, corpus), corpus))
+                for d, text, corpus in texts
+            ],
             verbose=False,
         )
-        result = dec if not dec.passed else CheckResult(
-            "char_tokenizer", "passed",
-            f"encode and decode match the reference on all {len(texts)} hidden texts.")
+        result = (
+            dec
+            if not dec.passed
+            else CheckResult(
+                "char_tokenizer",
+                "passed",
+                f"encode and decode match the reference on all {len(texts)} hidden texts.",
+            )
+        )
     if verbose:
         print(result)
     return result
@@ -301,14 +339,28 @@ def check_addk_bigram(fn: Callable[..., Tensor], verbose: bool = True) -> CheckR
     cases = [
         Case("a (4, 4) count table with k = 1 (Laplace)", (small, 1.0)),
         Case("a (6, 6) count table with k = 0.1", (bigger, 0.1)),
-        Case("a (6, 6) count table with k = 0 (relative frequencies)", (bigger + 1, 0.0)),
-        Case("a (5, 5) table whose row 2 is all zeros (an unseen context), k = 0.5",
-             (unseen, 0.5)),
-        Case("a (5, 5) table whose row 2 is all zeros, k = 0 (that row is 0/0: give it "
-             "the uniform 1/V)", (unseen, 0.0)),
+        Case(
+            "a (6, 6) count table with k = 0 (relative frequencies)", (bigger + 1, 0.0)
+        ),
+        Case(
+            "a (5, 5) table whose row 2 is all zeros (an unseen context), k = 0.5",
+            (unseen, 0.5),
+        ),
+        Case(
+            "a (5, 5) table whose row 2 is all zeros, k = 0 (that row is 0/0: give it "
+            "the uniform 1/V)",
+            (unseen, 0.0),
+        ),
     ]
-    return run_cases("addk_bigram", fn, solution_addk_bigram, cases,
-                     atol=1e-8, rtol=1e-6, verbose=verbose)
+    return run_cases(
+        "addk_bigram",
+        fn,
+        solution_addk_bigram,
+        cases,
+        atol=1e-8,
+        rtol=1e-6,
+        verbose=verbose,
+    )
 
 
 def check_bpe_merge_step(fn: Callable[..., Any], verbose: bool = True) -> CheckResult:
@@ -321,17 +373,27 @@ def check_bpe_merge_step(fn: Callable[..., Any], verbose: bool = True) -> CheckR
     classic = list(b"aaabdaaabac")
     cases = [
         Case("the bytes of 'aaabdaaabac' (97 = 'a'), new_id=256", (classic, 256)),
-        Case("ids [3, 1, 2, 3, 1, 2]: (3, 1) and (1, 2) both occur twice, the smaller "
-             "pair (1, 2) wins; new_id=4", ([3, 1, 2, 3, 1, 2], 4)),
-        Case("ids [5, 5, 5]: the pair (5, 5) occurs twice but only one copy can be "
-             "merged; new_id=9", ([5, 5, 5], 9)),
+        Case(
+            "ids [3, 1, 2, 3, 1, 2]: (3, 1) and (1, 2) both occur twice, the smaller "
+            "pair (1, 2) wins; new_id=4",
+            ([3, 1, 2, 3, 1, 2], 4),
+        ),
+        Case(
+            "ids [5, 5, 5]: the pair (5, 5) occurs twice but only one copy can be "
+            "merged; new_id=9",
+            ([5, 5, 5], 9),
+        ),
         Case("ids [5, 5, 5, 5, 1, 5, 5]; new_id=9", ([5, 5, 5, 5, 1, 5, 5], 9)),
-        Case("the bytes of 'the cat the hat the': 'th' and 'he' both occur 3 times, the "
-             "smaller pair 'he' = (104, 101) wins; new_id=300",
-             (list(b"the cat the hat the"), 300)),
+        Case(
+            "the bytes of 'the cat the hat the': 'th' and 'he' both occur 3 times, the "
+            "smaller pair 'he' = (104, 101) wins; new_id=300",
+            (list(b"the cat the hat the"), 300),
+        ),
     ]
     if not callable(fn):  # let run_cases explain that the function itself is needed
-        return run_cases("bpe_merge_step", fn, solution_bpe_merge_step, cases, verbose=verbose)
+        return run_cases(
+            "bpe_merge_step", fn, solution_bpe_merge_step, cases, verbose=verbose
+        )
 
     def part(index: int, name: str) -> Callable[..., Any]:
         """Pick the pair (0) or the merged ids (1) out of ``fn``'s answer."""
@@ -339,7 +401,9 @@ def check_bpe_merge_step(fn: Callable[..., Any], verbose: bool = True) -> CheckR
         def call(ids: list[int], new_id: int) -> Any:
             out = fn(ids, new_id)
             if not isinstance(out, (tuple, list)) or len(out) != 2:
-                raise TypeError(f"return a tuple (pair, merged_ids), not {type(out).__name__}")
+                raise TypeError(
+                    f"return a tuple (pair, merged_ids), not {type(out).__name__}"
+                )
             if index == 0:
                 return _int_sequence(out[0], tuple, "the pair")
             return _int_sequence(out[1], list, "the merged ids")
@@ -350,9 +414,13 @@ def check_bpe_merge_step(fn: Callable[..., Any], verbose: bool = True) -> CheckR
     # Compare the pair first, then the merged ids, so a failure says which of the two is off.
     for index, label in [(0, "the most frequent pair"), (1, "the merged ids")]:
         result = run_cases(
-            "bpe_merge_step", part(index, label),
-            lambda ids, new_id, index=index: _Whole(solution_bpe_merge_step(ids, new_id)[index]),
-            [Case(f"{c.description} ({label})", c.args) for c in cases], verbose=False,
+            "bpe_merge_step",
+            part(index, label),
+            lambda ids, new_id, index=index: _Whole(
+                solution_bpe_merge_step(ids, new_id)[index]
+            ),
+            [Case(f"{c.description} ({label})", c.args) for c in cases],
+            verbose=False,
         )
         if not result.passed:
             break
@@ -361,7 +429,9 @@ def check_bpe_merge_step(fn: Callable[..., Any], verbose: bool = True) -> CheckR
     return result
 
 
-def check_interpolated_trigram(fn: Callable[..., Tensor], verbose: bool = True) -> CheckResult:
+def check_interpolated_trigram(
+    fn: Callable[..., Tensor], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(counts, lambdas)`` against :func:`solution_interpolated_trigram`.
 
     Cases: each estimate alone (lambdas (1, 0, 0), (0, 1, 0), (0, 0, 1)), then a mixture, on
@@ -380,20 +450,40 @@ def check_interpolated_trigram(fn: Callable[..., Tensor], verbose: bool = True) 
     table[:, 3] = 0  # token 3 is never the middle token: P(w | 3) is unseen too
     mixed = sparse(5)
     cases = [
-        Case("a dense (3, 3, 3) table, lambdas (1, 0, 0): the unigram estimate alone",
-             (dense, (1.0, 0.0, 0.0))),
-        Case("a dense (3, 3, 3) table, lambdas (0, 1, 0): the bigram estimate alone",
-             (dense, (0.0, 1.0, 0.0))),
-        Case("a dense (3, 3, 3) table, lambdas (0, 0, 1): the trigram estimate alone",
-             (dense, (0.0, 0.0, 1.0))),
-        Case("a sparse (4, 4, 4) table with unseen contexts, lambdas (0, 0, 1)",
-             (table, (0.0, 0.0, 1.0))),
-        Case("a sparse (4, 4, 4) table with unseen contexts, lambdas (0.1, 0.3, 0.6)",
-             (table, (0.1, 0.3, 0.6))),
-        Case("a sparse (5, 5, 5) table, lambdas (0.2, 0.5, 0.3)", (mixed, (0.2, 0.5, 0.3))),
+        Case(
+            "a dense (3, 3, 3) table, lambdas (1, 0, 0): the unigram estimate alone",
+            (dense, (1.0, 0.0, 0.0)),
+        ),
+        Case(
+            "a dense (3, 3, 3) table, lambdas (0, 1, 0): the bigram estimate alone",
+            (dense, (0.0, 1.0, 0.0)),
+        ),
+        Case(
+            "a dense (3, 3, 3) table, lambdas (0, 0, 1): the trigram estimate alone",
+            (dense, (0.0, 0.0, 1.0)),
+        ),
+        Case(
+            "a sparse (4, 4, 4) table with unseen contexts, lambdas (0, 0, 1)",
+            (table, (0.0, 0.0, 1.0)),
+        ),
+        Case(
+            "a sparse (4, 4, 4) table with unseen contexts, lambdas (0.1, 0.3, 0.6)",
+            (table, (0.1, 0.3, 0.6)),
+        ),
+        Case(
+            "a sparse (5, 5, 5) table, lambdas (0.2, 0.5, 0.3)",
+            (mixed, (0.2, 0.5, 0.3)),
+        ),
     ]
-    return run_cases("interpolated_trigram", fn, solution_interpolated_trigram, cases,
-                     atol=1e-8, rtol=1e-6, verbose=verbose)
+    return run_cases(
+        "interpolated_trigram",
+        fn,
+        solution_interpolated_trigram,
+        cases,
+        atol=1e-8,
+        rtol=1e-6,
+        verbose=verbose,
+    )
 
 
 def counts_from_ids(ids: Sequence[int] | Tensor, order: int, vocab_size: int) -> Tensor:

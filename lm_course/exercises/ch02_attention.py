@@ -67,7 +67,9 @@ def solution_stable_softmax(x: Tensor, dim: int = -1) -> Tensor:
     return e / e.sum(dim=dim, keepdim=True)
 
 
-def solution_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+def solution_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
+) -> Tensor:
     """Scaled dot-product attention ``softmax(q k^T / sqrt(d_k)) v``, with an optional mask.
 
     Args:
@@ -192,7 +194,9 @@ def _require_bool(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def check_stable_softmax(fn: Callable[..., Tensor], verbose: bool = True) -> CheckResult:
+def check_stable_softmax(
+    fn: Callable[..., Tensor], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(x, dim=-1)`` against :func:`solution_stable_softmax`.
 
     The hidden cases include scores around 1000 (``exp`` overflows to ``inf`` in float32
@@ -202,16 +206,26 @@ def check_stable_softmax(fn: Callable[..., Tensor], verbose: bool = True) -> Che
     g = _gen(0)
     cases = [
         Case("the scores [1., 2., 3.]", (torch.tensor([1.0, 2.0, 3.0]),)),
-        Case("a (4, 6) batch of random scores, softmax along the last dim",
-             (torch.randn(4, 6, generator=g),)),
-        Case("large scores [1000., 1001., 1002.] (exp overflows)",
-             (torch.tensor([1000.0, 1001.0, 1002.0]),)),
-        Case("very negative scores [-1000., -1001., -1003.] (exp underflows)",
-             (torch.tensor([-1000.0, -1001.0, -1003.0]),)),
-        Case("a (3, 5) batch of scores up to 500",
-             (500 * torch.rand(3, 5, generator=g),)),
-        Case("a (5, 3) matrix with dim=0 (each column is a distribution)",
-             (10 * torch.randn(5, 3, generator=g),), {"dim": 0}),
+        Case(
+            "a (4, 6) batch of random scores, softmax along the last dim",
+            (torch.randn(4, 6, generator=g),),
+        ),
+        Case(
+            "large scores [1000., 1001., 1002.] (exp overflows)",
+            (torch.tensor([1000.0, 1001.0, 1002.0]),),
+        ),
+        Case(
+            "very negative scores [-1000., -1001., -1003.] (exp underflows)",
+            (torch.tensor([-1000.0, -1001.0, -1003.0]),),
+        ),
+        Case(
+            "a (3, 5) batch of scores up to 500", (500 * torch.rand(3, 5, generator=g),)
+        ),
+        Case(
+            "a (5, 3) matrix with dim=0 (each column is a distribution)",
+            (10 * torch.randn(5, 3, generator=g),),
+            {"dim": 0},
+        ),
     ]
 
     def guarded(*args: Any, **kwargs: Any) -> Tensor:
@@ -219,8 +233,15 @@ def check_stable_softmax(fn: Callable[..., Tensor], verbose: bool = True) -> Che
             return fn(*args, **kwargs)
 
     candidate = guarded if callable(fn) else fn
-    return run_cases("stable_softmax", candidate, solution_stable_softmax, cases,
-                     atol=1e-6, rtol=1e-5, verbose=verbose)
+    return run_cases(
+        "stable_softmax",
+        candidate,
+        solution_stable_softmax,
+        cases,
+        atol=1e-6,
+        rtol=1e-5,
+        verbose=verbose,
+    )
 
 
 def check_attention(fn: Callable[..., Tensor], verbose: bool = True) -> CheckResult:
@@ -235,18 +256,33 @@ def check_attention(fn: Callable[..., Tensor], verbose: bool = True) -> CheckRes
         return torch.randn(*shape, generator=g)
 
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
-    padding = torch.tensor([[True, True, True, False], [True, True, True, True]])[:, None, :]
+    padding = torch.tensor([[True, True, True, False], [True, True, True, True]])[
+        :, None, :
+    ]
     cases = [
-        Case("a 2-token sequence, d_k = d_v = 2 (no batch)", (rand(2, 2), rand(2, 2), rand(2, 2))),
-        Case("3 queries and 5 keys/values, d_k = 4, d_v = 4",
-             (rand(3, 4), rand(5, 4), rand(5, 4))),
-        Case("a batch of 2, 4 queries, 6 keys, d_k = 8, d_v = 3",
-             (rand(2, 4, 8), rand(2, 6, 8), rand(2, 6, 3))),
-        Case("5 tokens, d_k = 16, with a causal mask (5, 5)",
-             (3 * rand(5, 16), rand(5, 16), rand(5, 4)), {"mask": causal}),
-        Case("a batch of 2 padded sequences of 4 tokens (mask (2, 1, 4): the last key of the "
-             "first sequence is padding)",
-             (rand(2, 4, 8), rand(2, 4, 8), rand(2, 4, 2)), {"mask": padding}),
+        Case(
+            "a 2-token sequence, d_k = d_v = 2 (no batch)",
+            (rand(2, 2), rand(2, 2), rand(2, 2)),
+        ),
+        Case(
+            "3 queries and 5 keys/values, d_k = 4, d_v = 4",
+            (rand(3, 4), rand(5, 4), rand(5, 4)),
+        ),
+        Case(
+            "a batch of 2, 4 queries, 6 keys, d_k = 8, d_v = 3",
+            (rand(2, 4, 8), rand(2, 6, 8), rand(2, 6, 3)),
+        ),
+        Case(
+            "5 tokens, d_k = 16, with a causal mask (5, 5)",
+            (3 * rand(5, 16), rand(5, 16), rand(5, 4)),
+            {"mask": causal},
+        ),
+        Case(
+            "a batch of 2 padded sequences of 4 tokens (mask (2, 1, 4): the last key of the "
+            "first sequence is padding)",
+            (rand(2, 4, 8), rand(2, 4, 8), rand(2, 4, 2)),
+            {"mask": padding},
+        ),
     ]
     return run_cases("attention", fn, solution_attention, cases, verbose=verbose)
 
@@ -255,52 +291,83 @@ def check_causal_mask(fn: Callable[[int], Tensor], verbose: bool = True) -> Chec
     """Check ``fn(n)`` against :func:`solution_causal_mask` for a few sizes (boolean masks only)."""
     cases = [Case(f"n = {n}", (n,)) for n in (1, 2, 4, 7)]
     candidate = _require_bool(fn) if callable(fn) else fn
-    return run_cases("causal_mask", candidate, solution_causal_mask, cases, verbose=verbose)
+    return run_cases(
+        "causal_mask", candidate, solution_causal_mask, cases, verbose=verbose
+    )
 
 
-def check_split_heads(fn: Callable[[Tensor, int], Tensor], verbose: bool = True) -> CheckResult:
+def check_split_heads(
+    fn: Callable[[Tensor, int], Tensor], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(x, n_heads)`` against :func:`solution_split_heads`.
 
     The inputs are ``arange`` tensors, so a failure message shows which features ended up
     in which head: a reshape without the transpose has the right shape but mixes tokens.
     """
     cases = [
-        Case("x = arange(8).view(1, 2, 4) (1 sequence, 2 tokens, d_model 4), 2 heads",
-             (torch.arange(8.0).view(1, 2, 4), 2)),
-        Case("x = arange(48).view(2, 3, 8), 4 heads", (torch.arange(48.0).view(2, 3, 8), 4)),
-        Case("x = arange(36).view(1, 6, 6), 3 heads", (torch.arange(36.0).view(1, 6, 6), 3)),
-        Case("x = arange(24).view(2, 3, 4), 1 head", (torch.arange(24.0).view(2, 3, 4), 1)),
+        Case(
+            "x = arange(8).view(1, 2, 4) (1 sequence, 2 tokens, d_model 4), 2 heads",
+            (torch.arange(8.0).view(1, 2, 4), 2),
+        ),
+        Case(
+            "x = arange(48).view(2, 3, 8), 4 heads",
+            (torch.arange(48.0).view(2, 3, 8), 4),
+        ),
+        Case(
+            "x = arange(36).view(1, 6, 6), 3 heads",
+            (torch.arange(36.0).view(1, 6, 6), 3),
+        ),
+        Case(
+            "x = arange(24).view(2, 3, 4), 1 head",
+            (torch.arange(24.0).view(2, 3, 4), 1),
+        ),
     ]
     return run_cases("split_heads", fn, solution_split_heads, cases, verbose=verbose)
 
 
-def check_merge_heads(fn: Callable[[Tensor], Tensor], verbose: bool = True) -> CheckResult:
+def check_merge_heads(
+    fn: Callable[[Tensor], Tensor], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(x)`` against :func:`solution_merge_heads` (the inverse of split_heads)."""
     cases = [
-        Case("x = arange(8).view(1, 2, 2, 2) (1 sequence, 2 heads, 2 tokens, d_head 2)",
-             (torch.arange(8.0).view(1, 2, 2, 2),)),
+        Case(
+            "x = arange(8).view(1, 2, 2, 2) (1 sequence, 2 heads, 2 tokens, d_head 2)",
+            (torch.arange(8.0).view(1, 2, 2, 2),),
+        ),
         Case("x = arange(48).view(2, 4, 3, 2)", (torch.arange(48.0).view(2, 4, 3, 2),)),
-        Case("x = split_heads(arange(36).view(1, 6, 6), 3): merging must give it back",
-             (solution_split_heads(torch.arange(36.0).view(1, 6, 6), 3),)),
+        Case(
+            "x = split_heads(arange(36).view(1, 6, 6), 3): merging must give it back",
+            (solution_split_heads(torch.arange(36.0).view(1, 6, 6), 3),),
+        ),
     ]
     return run_cases("merge_heads", fn, solution_merge_heads, cases, verbose=verbose)
 
 
-def check_sliding_window_mask(fn: Callable[[int, int], Tensor],
-                              verbose: bool = True) -> CheckResult:
+def check_sliding_window_mask(
+    fn: Callable[[int, int], Tensor], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(n, window)`` against :func:`solution_sliding_window_mask`."""
     cases = [
         Case("n = 4, window = 1 (each token sees only itself)", (4, 1)),
         Case("n = 5, window = 2", (5, 2)),
         Case("n = 7, window = 3", (7, 3)),
-        Case("n = 4, window = 10 (the window covers everything: a causal mask)", (4, 10)),
+        Case(
+            "n = 4, window = 10 (the window covers everything: a causal mask)", (4, 10)
+        ),
     ]
     candidate = _require_bool(fn) if callable(fn) else fn
-    return run_cases("sliding_window_mask", candidate, solution_sliding_window_mask, cases,
-                     verbose=verbose)
+    return run_cases(
+        "sliding_window_mask",
+        candidate,
+        solution_sliding_window_mask,
+        cases,
+        verbose=verbose,
+    )
 
 
-def check_alibi_bias(fn: Callable[[int, int], Tensor], verbose: bool = True) -> CheckResult:
+def check_alibi_bias(
+    fn: Callable[[int, int], Tensor], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(n_heads, seq_len)`` against :func:`solution_alibi_bias` (powers of two)."""
     cases = [
         Case("1 head, 3 positions", (1, 3)),
@@ -308,5 +375,12 @@ def check_alibi_bias(fn: Callable[[int, int], Tensor], verbose: bool = True) -> 
         Case("4 heads, 5 positions", (4, 5)),
         Case("8 heads, 6 positions (slopes 1/2 ... 1/256)", (8, 6)),
     ]
-    return run_cases("alibi_bias", fn, solution_alibi_bias, cases, atol=1e-6, rtol=1e-5,
-                     verbose=verbose)
+    return run_cases(
+        "alibi_bias",
+        fn,
+        solution_alibi_bias,
+        cases,
+        atol=1e-6,
+        rtol=1e-5,
+        verbose=verbose,
+    )

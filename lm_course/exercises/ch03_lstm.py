@@ -62,7 +62,13 @@ def solution_perplexity(token_losses: Tensor) -> float:
 
 
 def solution_lstm_cell_step(
-    x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor,
+    b_hh: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """One time step of an LSTM cell, with the weight layout of ``torch.nn.LSTMCell``.
 
@@ -128,7 +134,9 @@ def solution_gru_cell_step(
     return (1 - z) * n + z * h
 
 
-def solution_clip_grad_global_norm(grads: Sequence[Tensor], max_norm: float) -> list[Tensor]:
+def solution_clip_grad_global_norm(
+    grads: Sequence[Tensor], max_norm: float
+) -> list[Tensor]:
     """Scale a list of gradients so that their *global* L2 norm is at most ``max_norm``.
 
     Args:
@@ -195,7 +203,9 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def check_perplexity(fn: Callable[[Tensor], float], verbose: bool = True) -> CheckResult:
+def check_perplexity(
+    fn: Callable[[Tensor], float], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(token_losses)`` against :func:`solution_perplexity`.
 
     Cases: all losses ``ln 65`` (a uniform guess over 65 characters: perplexity 65), all
@@ -204,20 +214,31 @@ def check_perplexity(fn: Callable[[Tensor], float], verbose: bool = True) -> Che
     """
     g = _gen(0)
     cases = [
-        Case("10 losses all equal to ln(65) (a uniform guess over 65 characters)",
-             (torch.full((10,), math.log(65.0)),)),
-        Case("5 losses all 0 (every token predicted with probability 1)", (torch.zeros(5),)),
+        Case(
+            "10 losses all equal to ln(65) (a uniform guess over 65 characters)",
+            (torch.full((10,), math.log(65.0)),),
+        ),
+        Case(
+            "5 losses all 0 (every token predicted with probability 1)",
+            (torch.zeros(5),),
+        ),
         Case("the losses [1., 2., 3.]", (torch.tensor([1.0, 2.0, 3.0]),)),
-        Case("1000 random losses between 0 and 4", (4 * torch.rand(1000, generator=g),)),
+        Case(
+            "1000 random losses between 0 and 4", (4 * torch.rand(1000, generator=g),)
+        ),
     ]
 
     def as_float(*args: Any) -> float:
         value = fn(*args)
         # A one-element tensor is an acceptable answer too.
-        return value.item() if isinstance(value, Tensor) and value.numel() == 1 else value
+        return (
+            value.item() if isinstance(value, Tensor) and value.numel() == 1 else value
+        )
 
     candidate = as_float if callable(fn) else fn
-    return run_cases("perplexity", candidate, solution_perplexity, cases, verbose=verbose)
+    return run_cases(
+        "perplexity", candidate, solution_perplexity, cases, verbose=verbose
+    )
 
 
 def _lstm_case(seed: int, batch: int, n_in: int, hidden: int) -> tuple[Tensor, ...]:
@@ -238,8 +259,9 @@ def _lstm_case(seed: int, batch: int, n_in: int, hidden: int) -> tuple[Tensor, .
     )
 
 
-def check_lstm_cell_step(fn: Callable[..., tuple[Tensor, Tensor]],
-                         verbose: bool = True) -> CheckResult:
+def check_lstm_cell_step(
+    fn: Callable[..., tuple[Tensor, Tensor]], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(x, h, c, w_ih, w_hh, b_ih, b_hh) -> (h_new, c_new)``.
 
     The reference gives exactly what ``torch.nn.LSTMCell`` gives with the same weights
@@ -251,7 +273,9 @@ def check_lstm_cell_step(fn: Callable[..., tuple[Tensor, Tensor]],
         Case("batch 3, input 4, hidden 5", _lstm_case(1, 3, 4, 5)),
         Case("batch 2, input 7, hidden 3", _lstm_case(2, 2, 7, 3)),
     ]
-    return run_cases("lstm_cell_step", fn, solution_lstm_cell_step, cases, verbose=verbose)
+    return run_cases(
+        "lstm_cell_step", fn, solution_lstm_cell_step, cases, verbose=verbose
+    )
 
 
 def check_gru_cell_step(fn: Callable[..., Tensor], verbose: bool = True) -> CheckResult:
@@ -259,7 +283,9 @@ def check_gru_cell_step(fn: Callable[..., Tensor], verbose: bool = True) -> Chec
 
     def case(seed: int, batch: int, n_in: int, hidden: int) -> tuple[Tensor, ...]:
         x, h, _, w_ih, w_hh, b_ih, b_hh = _lstm_case(seed, batch, n_in, hidden)
-        three = 3 * hidden  # the GRU has three gates, not four: keep the first 3/4 of rows
+        three = (
+            3 * hidden
+        )  # the GRU has three gates, not four: keep the first 3/4 of rows
         return (x, h, w_ih[:three], w_hh[:three], b_ih[:three], b_hh[:three])
 
     cases = [
@@ -267,11 +293,14 @@ def check_gru_cell_step(fn: Callable[..., Tensor], verbose: bool = True) -> Chec
         Case("batch 3, input 4, hidden 5", case(6, 3, 4, 5)),
         Case("batch 2, input 6, hidden 4", case(7, 2, 6, 4)),
     ]
-    return run_cases("gru_cell_step", fn, solution_gru_cell_step, cases, verbose=verbose)
+    return run_cases(
+        "gru_cell_step", fn, solution_gru_cell_step, cases, verbose=verbose
+    )
 
 
-def check_clip_grad_global_norm(fn: Callable[[Sequence[Tensor], float], list[Tensor]],
-                                verbose: bool = True) -> CheckResult:
+def check_clip_grad_global_norm(
+    fn: Callable[[Sequence[Tensor], float], list[Tensor]], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(grads, max_norm) -> clipped grads`` against the reference.
 
     Cases: a single vector (3, 4) whose norm is 5; two tensors whose global norm is above
@@ -280,21 +309,44 @@ def check_clip_grad_global_norm(fn: Callable[[Sequence[Tensor], float], list[Ten
     """
     g = _gen(0)
     cases = [
-        Case("one gradient [3., 4.] (norm 5) with max_norm=1",
-             ([torch.tensor([3.0, 4.0])], 1.0)),
-        Case("two gradients, each of norm 0.8 (global norm 1.13) with max_norm=1",
-             ([torch.tensor([0.8, 0.0]), torch.tensor([[0.0, 0.48], [0.64, 0.0]])], 1.0)),
-        Case("three random gradients of shapes (4, 3), (3,), (2, 2, 2) with max_norm=0.5",
-             ([torch.randn(4, 3, generator=g), torch.randn(3, generator=g),
-               torch.randn(2, 2, 2, generator=g)], 0.5)),
-        Case("two small gradients (global norm 0.05) with max_norm=1: nothing to clip",
-             ([torch.tensor([0.03, 0.0]), torch.tensor([0.0, 0.04])], 1.0)),
+        Case(
+            "one gradient [3., 4.] (norm 5) with max_norm=1",
+            ([torch.tensor([3.0, 4.0])], 1.0),
+        ),
+        Case(
+            "two gradients, each of norm 0.8 (global norm 1.13) with max_norm=1",
+            ([torch.tensor([0.8, 0.0]), torch.tensor([[0.0, 0.48], [0.64, 0.0]])], 1.0),
+        ),
+        Case(
+            "three random gradients of shapes (4, 3), (3,), (2, 2, 2) with max_norm=0.5",
+            (
+                [
+                    torch.randn(4, 3, generator=g),
+                    torch.randn(3, generator=g),
+                    torch.randn(2, 2, 2, generator=g),
+                ],
+                0.5,
+            ),
+        ),
+        Case(
+            "two small gradients (global norm 0.05) with max_norm=1: nothing to clip",
+            ([torch.tensor([0.03, 0.0]), torch.tensor([0.0, 0.04])], 1.0),
+        ),
     ]
-    return run_cases("clip_grad_global_norm", fn, solution_clip_grad_global_norm, cases,
-                     atol=1e-6, rtol=1e-5, verbose=verbose)
+    return run_cases(
+        "clip_grad_global_norm",
+        fn,
+        solution_clip_grad_global_norm,
+        cases,
+        atol=1e-6,
+        rtol=1e-5,
+        verbose=verbose,
+    )
 
 
-def check_tbptt_train(fn: Callable[..., list[float]], verbose: bool = True) -> CheckResult:
+def check_tbptt_train(
+    fn: Callable[..., list[float]], verbose: bool = True
+) -> CheckResult:
     """Check ``fn(model, stream, seq_len, optimizer) -> list of chunk losses``.
 
     For each hidden case the checker builds two identical small LSTM models (same seed)
@@ -305,12 +357,16 @@ def check_tbptt_train(fn: Callable[..., list[float]], verbose: bool = True) -> C
     """
 
     def runner(train_fn: Callable[..., list[float]]) -> Callable[..., list[float]]:
-        def run(seed: int, vocab: int, batch: int, n_tokens: int, seq_len: int) -> list[float]:
+        def run(
+            seed: int, vocab: int, batch: int, n_tokens: int, seq_len: int
+        ) -> list[float]:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 config = LSTMConfig(vocab_size=vocab, d_embed=4, d_hidden=8)
                 model = LSTMLanguageModel(config)
-            stream = torch.randint(0, vocab, (batch, n_tokens), generator=_gen(seed + 100))
+            stream = torch.randint(
+                0, vocab, (batch, n_tokens), generator=_gen(seed + 100)
+            )
             optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
             try:
                 return train_fn(model, stream, seq_len, optimizer)
@@ -327,10 +383,26 @@ def check_tbptt_train(fn: Callable[..., list[float]], verbose: bool = True) -> C
         return run
 
     cases = [
-        Case("2 tracks of 13 tokens (vocabulary 5), chunks of 4: 3 chunks", (0, 5, 2, 13, 4)),
-        Case("3 tracks of 25 tokens (vocabulary 7), chunks of 6: 4 chunks", (1, 7, 3, 25, 6)),
-        Case("1 track of 10 tokens (vocabulary 3), chunks of 3: 3 chunks", (2, 3, 1, 10, 3)),
+        Case(
+            "2 tracks of 13 tokens (vocabulary 5), chunks of 4: 3 chunks",
+            (0, 5, 2, 13, 4),
+        ),
+        Case(
+            "3 tracks of 25 tokens (vocabulary 7), chunks of 6: 4 chunks",
+            (1, 7, 3, 25, 6),
+        ),
+        Case(
+            "1 track of 10 tokens (vocabulary 3), chunks of 3: 3 chunks",
+            (2, 3, 1, 10, 3),
+        ),
     ]
     candidate = runner(fn) if callable(fn) else fn
-    return run_cases("tbptt_train", candidate, runner(solution_tbptt_train), cases,
-                     atol=1e-5, rtol=1e-4, verbose=verbose)
+    return run_cases(
+        "tbptt_train",
+        candidate,
+        runner(solution_tbptt_train),
+        cases,
+        atol=1e-5,
+        rtol=1e-4,
+        verbose=verbose,
+    )

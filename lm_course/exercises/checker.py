@@ -40,7 +40,11 @@ class CheckResult:
         return self.status == "passed"
 
     def __str__(self) -> str:
-        mark = {"passed": "PASSED", "failed": "FAILED", "not attempted": "NOT ATTEMPTED YET"}
+        mark = {
+            "passed": "PASSED",
+            "failed": "FAILED",
+            "not attempted": "NOT ATTEMPTED YET",
+        }
         return f"[{mark[self.status]}] {self.exercise}: {self.message}"
 
     def __repr__(self) -> str:
@@ -54,8 +58,10 @@ def describe(value: Any, max_items: int = 8) -> str:
     """A short, readable rendering of a value for failure messages."""
     if isinstance(value, torch.Tensor):
         flat = value.detach().flatten()
-        items = ", ".join(f"{x:.4g}" if value.is_floating_point() else str(int(x))
-                          for x in flat[:max_items].tolist())
+        items = ", ".join(
+            f"{x:.4g}" if value.is_floating_point() else str(int(x))
+            for x in flat[:max_items].tolist()
+        )
         more = ", ..." if flat.numel() > max_items else ""
         return f"tensor of shape {tuple(value.shape)} [{items}{more}]"
     if isinstance(value, float):
@@ -64,13 +70,17 @@ def describe(value: Any, max_items: int = 8) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def compare(expected: Any, got: Any, atol: float = 1e-5, rtol: float = 1e-4) -> str | None:
+def compare(
+    expected: Any, got: Any, atol: float = 1e-5, rtol: float = 1e-4
+) -> str | None:
     """Return ``None`` when ``got`` matches ``expected``, else a sentence saying how it differs."""
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
             return f"expected a tensor, got {type(got).__name__}"
         if got.shape != expected.shape:
-            return f"expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}"
+            return (
+                f"expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}"
+            )
         if expected.dtype == torch.bool or not expected.is_floating_point():
             if not torch.equal(got.to(expected.dtype), expected):
                 return f"expected {describe(expected)}, got {describe(got)}"
@@ -79,8 +89,10 @@ def compare(expected: Any, got: Any, atol: float = 1e-5, rtol: float = 1e-4) -> 
             return f"got non-finite values (nan or inf): {describe(got)}"
         if not torch.allclose(got.double(), expected.double(), atol=atol, rtol=rtol):
             worst = (got.double() - expected.double()).abs().max().item()
-            return (f"values differ by up to {worst:.3g}: expected {describe(expected)}, "
-                    f"got {describe(got)}")
+            return (
+                f"values differ by up to {worst:.3g}: expected {describe(expected)}, "
+                f"got {describe(got)}"
+            )
         return None
     if isinstance(expected, float):
         try:
@@ -98,7 +110,11 @@ def compare(expected: Any, got: Any, atol: float = 1e-5, rtol: float = 1e-4) -> 
             if problem:
                 return f"item {i}: {problem}"
         return None
-    return None if expected == got else f"expected {describe(expected)}, got {describe(got)}"
+    return (
+        None
+        if expected == got
+        else f"expected {describe(expected)}, got {describe(got)}"
+    )
 
 
 def run_cases(
@@ -124,24 +140,35 @@ def run_cases(
 
 def _run(exercise, candidate, reference, cases, atol, rtol) -> CheckResult:
     if not callable(candidate):
-        return CheckResult(exercise, "failed",
-                           f"pass your function itself (not its result); got {describe(candidate)}")
+        return CheckResult(
+            exercise,
+            "failed",
+            f"pass your function itself (not its result); got {describe(candidate)}",
+        )
     for case in cases:
         expected = reference(*case.args, **case.kwargs)
         try:
             got = candidate(*_clone(case.args), **_clone(case.kwargs))
         except NotImplementedError:
-            return CheckResult(exercise, "not attempted",
-                               "the stub still raises NotImplementedError; fill it in and run "
-                               "this cell again.")
+            return CheckResult(
+                exercise,
+                "not attempted",
+                "the stub still raises NotImplementedError; fill it in and run "
+                "this cell again.",
+            )
         except Exception as err:  # a reader's bug: report it, never a traceback
-            return CheckResult(exercise, "failed",
-                               f"on {case.description}, your function raised "
-                               f"{type(err).__name__}: {err}")
+            return CheckResult(
+                exercise,
+                "failed",
+                f"on {case.description}, your function raised "
+                f"{type(err).__name__}: {err}",
+            )
         problem = compare(expected, got, atol, rtol)
         if problem:
             return CheckResult(exercise, "failed", f"on {case.description}: {problem}")
-    return CheckResult(exercise, "passed", f"all {len(cases)} hidden cases match the reference.")
+    return CheckResult(
+        exercise, "passed", f"all {len(cases)} hidden cases match the reference."
+    )
 
 
 def _clone(value: Any) -> Any:

@@ -12,7 +12,20 @@ from .ngram import NGramModel
 from .seq2seq import EncoderDecoder, Seq2SeqConfig, greedy_decode
 
 __all__ = [
-    "GPT", "MLP", "POSITIONAL_KINDS", "Block", "EncoderConfig", "EncoderDecoder", "GPTConfig",
-    "KVCache", "LSTMConfig", "LSTMLanguageModel", "NGramModel", "Seq2SeqConfig",
-    "SequenceClassifier", "TransformerEncoder", "greedy_decode", "mask_tokens",
+    "GPT",
+    "MLP",
+    "POSITIONAL_KINDS",
+    "Block",
+    "EncoderConfig",
+    "EncoderDecoder",
+    "GPTConfig",
+    "KVCache",
+    "LSTMConfig",
+    "LSTMLanguageModel",
+    "NGramModel",
+    "Seq2SeqConfig",
+    "SequenceClassifier",
+    "TransformerEncoder",
+    "greedy_decode",
+    "mask_tokens",
 ]

@@ -33,15 +33,23 @@ def check_token_ids(idx: object, vocab_size: int, name: str = "idx") -> Tensor:
     deep inside ``nn.Embedding``.
     """
     if not isinstance(idx, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}"
+        )
     if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
         raise TypeError(
             f"{name} must hold integer token ids (torch.long), got dtype {idx.dtype}; "
             f"convert with {name}.long()"
         )
     if idx.dim() != 2:
-        hint = f"; add a batch dimension with {name}.unsqueeze(0)" if idx.dim() == 1 else ""
-        raise ValueError(f"{name} must have shape (batch, seq), got {tuple(idx.shape)}{hint}")
+        hint = (
+            f"; add a batch dimension with {name}.unsqueeze(0)"
+            if idx.dim() == 1
+            else ""
+        )
+        raise ValueError(
+            f"{name} must have shape (batch, seq), got {tuple(idx.shape)}{hint}"
+        )
     if idx.size(1) == 0:
         raise ValueError(
             f"{name} must contain at least one token per row, got shape {tuple(idx.shape)}"
@@ -81,7 +89,9 @@ class MLP(nn.Module):
     (usually ``4 * d_model``).
     """
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, bias: bool = False) -> None:
+    def __init__(
+        self, d_model: int, d_ff: int, dropout: float = 0.0, bias: bool = False
+    ) -> None:
         super().__init__()
         self.fc = nn.Linear(d_model, d_ff, bias=bias)
         self.proj = nn.Linear(d_ff, d_model, bias=bias)
@@ -163,6 +173,8 @@ class Block(nn.Module):
         )
         if self.cross_attn is not None:
             if memory is None:
-                raise ValueError("this block has cross-attention: pass memory= (encoder output)")
+                raise ValueError(
+                    "this block has cross-attention: pass memory= (encoder output)"
+                )
             x = x + self.cross_attn(self.ln_cross(x), memory, mask=memory_mask)
         return x + self.mlp(self.ln2(x))

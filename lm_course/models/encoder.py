@@ -21,7 +21,10 @@ from torch import Tensor, nn
 
 from lm_course.attention import BACKENDS, check_heads, padding_mask
 from lm_course.models.blocks import Block, check_token_ids, init_weights
-from lm_course.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from lm_course.positional import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+)
 
 __all__ = ["EncoderConfig", "TransformerEncoder", "SequenceClassifier", "mask_tokens"]
 
@@ -56,7 +59,9 @@ class EncoderConfig:
         for name in ("vocab_size", "max_len", "n_layer", "n_head", "d_model"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise ValueError(f"EncoderConfig.{name} must be a positive integer, got {value!r}")
+                raise ValueError(
+                    f"EncoderConfig.{name} must be a positive integer, got {value!r}"
+                )
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
         elif not _is_int(self.d_ff) or self.d_ff < 1:
@@ -64,7 +69,9 @@ class EncoderConfig:
                 f"EncoderConfig.d_ff must be a positive integer or None, got {self.d_ff!r}"
             )
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"EncoderConfig.dropout must be in [0, 1), got {self.dropout}")
+            raise ValueError(
+                f"EncoderConfig.dropout must be in [0, 1), got {self.dropout}"
+            )
         if self.attention not in BACKENDS:
             raise ValueError(
                 f"EncoderConfig.attention must be one of {BACKENDS}, got {self.attention!r}"
@@ -94,7 +101,9 @@ class TransformerEncoder(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         if not isinstance(config, EncoderConfig):
-            raise TypeError(f"config must be an EncoderConfig, got {type(config).__name__}")
+            raise TypeError(
+                f"config must be an EncoderConfig, got {type(config).__name__}"
+            )
         self.config = c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
         if c.positional == "learned":
@@ -114,7 +123,11 @@ class TransformerEncoder(nn.Module):
         if attention_mask is None:
             return None if self.config.pad_id is None else idx != self.config.pad_id
         if not isinstance(attention_mask, Tensor) or attention_mask.shape != idx.shape:
-            shape = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else None
+            shape = (
+                tuple(attention_mask.shape)
+                if isinstance(attention_mask, Tensor)
+                else None
+            )
             raise ValueError(
                 f"attention_mask must be a (batch, seq) tensor like idx {tuple(idx.shape)} "
                 f"(1/True = real token, 0/False = padding), got {shape}"
@@ -161,9 +174,13 @@ class TransformerEncoder(nn.Module):
         loss = None
         if targets is not None:
             if not isinstance(targets, Tensor) or targets.shape != idx.shape:
-                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}")
+                raise ValueError(
+                    f"targets must have the shape of idx {tuple(idx.shape)}"
+                )
             loss = F.cross_entropy(
-                logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
+                logits.view(-1, logits.size(-1)),
+                targets.reshape(-1),
+                ignore_index=IGNORE_INDEX,
             )
         return logits, loss
 
@@ -190,7 +207,9 @@ class SequenceClassifier(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(encoder, TransformerEncoder):
-            raise TypeError(f"encoder must be a TransformerEncoder, got {type(encoder).__name__}")
+            raise TypeError(
+                f"encoder must be a TransformerEncoder, got {type(encoder).__name__}"
+            )
         if not _is_int(n_classes) or n_classes < 2:
             raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
         if pooling not in ("first", "mean"):
@@ -254,20 +273,30 @@ def mask_tokens(
         ``(inputs, targets)``, both shaped like ``ids``: ``targets`` holds the original id
         at chosen positions and ``-100`` everywhere else.
     """
-    if not isinstance(ids, Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+    if (
+        not isinstance(ids, Tensor)
+        or ids.is_floating_point()
+        or ids.dtype == torch.bool
+    ):
         raise TypeError("ids must be an integer tensor of token ids")
     if not _is_int(vocab_size) or vocab_size < 2:
         raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
     if not _is_int(mask_id) or not 0 <= mask_id < vocab_size:
-        raise ValueError(f"mask_id must be an id in [0, {vocab_size - 1}], got {mask_id!r}")
+        raise ValueError(
+            f"mask_id must be an id in [0, {vocab_size - 1}], got {mask_id!r}"
+        )
     if not 0.0 < prob <= 1.0:
         raise ValueError(f"prob must be in (0, 1], got {prob}; BERT uses 0.15")
     special = torch.tensor(sorted(set(special_ids) | {mask_id}), dtype=ids.dtype)
     allowed = torch.ones(vocab_size, dtype=torch.bool)
     allowed[special[(special >= 0) & (special < vocab_size)]] = False
-    random_pool = allowed.nonzero().squeeze(1).to(ids.device)  # ids a random draw may give
+    random_pool = (
+        allowed.nonzero().squeeze(1).to(ids.device)
+    )  # ids a random draw may give
     if random_pool.numel() == 0:
-        raise ValueError("every id in the vocabulary is special: nothing left to draw from")
+        raise ValueError(
+            "every id in the vocabulary is special: nothing left to draw from"
+        )
 
     def uniform() -> Tensor:
         return torch.rand(ids.shape, generator=generator).to(ids.device)
@@ -278,7 +307,9 @@ def mask_tokens(
     split = uniform()
     to_mask = chosen & (split < 0.8)
     to_random = chosen & (split >= 0.8) & (split < 0.9)
-    pick = torch.randint(len(random_pool), ids.shape, generator=generator).to(ids.device)
+    pick = torch.randint(len(random_pool), ids.shape, generator=generator).to(
+        ids.device
+    )
     inputs = torch.where(to_mask, torch.full_like(ids, mask_id), ids)
     inputs = torch.where(to_random, random_pool[pick], inputs)
     return inputs, targets

@@ -66,7 +66,9 @@ class GPTConfig:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+                raise ValueError(
+                    f"GPTConfig.{name} must be a positive integer, got {value!r}"
+                )
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
         elif not _is_int(self.d_ff) or self.d_ff < 1:
@@ -75,7 +77,9 @@ class GPTConfig:
                 f"got {self.d_ff!r}"
             )
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
-            raise TypeError(f"GPTConfig.dropout must be a float in [0, 1), got {self.dropout!r}")
+            raise TypeError(
+                f"GPTConfig.dropout must be a float in [0, 1), got {self.dropout!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.attention not in BACKENDS:
@@ -103,7 +107,9 @@ class GPTConfig:
                 f"{self.d_model} / {self.n_head} = {self.d_head}; change d_model or n_head"
             )
         if self.positional == "sinusoidal" and self.d_model % 2:
-            raise ValueError(f"positional='sinusoidal' needs an even d_model, got {self.d_model}")
+            raise ValueError(
+                f"positional='sinusoidal' needs an even d_model, got {self.d_model}"
+            )
 
     @property
     def d_head(self) -> int:
@@ -178,7 +184,9 @@ class GPT(nn.Module):
             self.pos_emb = LearnedPositionalEmbedding(c.d_model, c.block_size)
         elif c.positional == "sinusoidal":
             self.pos_emb = SinusoidalPositionalEncoding(c.d_model, c.block_size)
-        self.rope = RotaryEmbedding(c.d_head, c.block_size) if c.positional == "rope" else None
+        self.rope = (
+            RotaryEmbedding(c.d_head, c.block_size) if c.positional == "rope" else None
+        )
         self.blocks = nn.ModuleList(
             Block(c.d_model, c.n_head, c.d_ff, c.dropout, c.bias, c.attention)
             for _ in range(c.n_layer)
@@ -194,7 +202,9 @@ class GPT(nn.Module):
         elif c.positional == "alibi":
             mask_table = torch.ones(c.block_size, c.block_size, dtype=torch.bool).tril()
         alibi = alibi_bias(c.n_head, c.block_size) if c.positional == "alibi" else None
-        self.register_buffer("attn_mask", mask_table, persistent=False)  # (block, block)
+        self.register_buffer(
+            "attn_mask", mask_table, persistent=False
+        )  # (block, block)
         self.register_buffer("alibi", alibi, persistent=False)  # (heads, block, block)
 
         init_weights(self, c.n_layer)
@@ -242,7 +252,9 @@ class GPT(nn.Module):
                 f"idx has batch size {b} but the cache was made for {cache.batch_size}"
             )
         if last_only and targets is not None:
-            raise ValueError("last_only=True returns one position; it cannot be used with targets")
+            raise ValueError(
+                "last_only=True returns one position; it cannot be used with targets"
+            )
 
         x = self.tok_emb(idx)  # (batch, seq, d_model)
         if self.pos_emb is not None:
@@ -273,12 +285,18 @@ class GPT(nn.Module):
         loss = None
         if targets is not None:
             if not isinstance(targets, Tensor) or targets.shape != idx.shape:
-                shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets)
+                shape = (
+                    tuple(targets.shape)
+                    if isinstance(targets, Tensor)
+                    else type(targets)
+                )
                 raise ValueError(
                     f"targets must have the shape of idx {tuple(idx.shape)}, got {shape}"
                 )
             loss = F.cross_entropy(
-                logits.view(-1, logits.size(-1)), targets.reshape(-1).long(), ignore_index=-100
+                logits.view(-1, logits.size(-1)),
+                targets.reshape(-1).long(),
+                ignore_index=-100,
             )
         return logits, loss
 
@@ -289,7 +307,13 @@ class GPT(nn.Module):
         c = self.config
         w = self.tok_emb.weight
         return KVCache(
-            c.n_layer, batch_size, c.n_head, c.block_size, c.d_head, device=w.device, dtype=w.dtype
+            c.n_layer,
+            batch_size,
+            c.n_head,
+            c.block_size,
+            c.d_head,
+            device=w.device,
+            dtype=w.dtype,
         )
 
     def num_params(self, non_embedding: bool = True) -> int:

@@ -60,7 +60,9 @@ class LSTMConfig:
                 raise ValueError(f"LSTMConfig.{name}={value!r} must be an int >= 1")
         dropout = self.dropout
         if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-            raise ValueError(f"LSTMConfig.dropout={dropout!r} must be a number in [0, 1)")
+            raise ValueError(
+                f"LSTMConfig.dropout={dropout!r} must be a number in [0, 1)"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(
                 f"LSTMConfig.dropout={dropout!r} must be in [0, 1): it is the probability of "
@@ -95,13 +97,19 @@ class LSTMLanguageModel(nn.Module):
         )
         self.head = nn.Linear(config.d_hidden, config.vocab_size)
 
-    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> LSTMState:
+    def init_state(
+        self, batch_size: int, device: torch.device | str | None = None
+    ) -> LSTMState:
         """An all-zero state, for the start of a batch of sequences.
 
         Returns ``(h, c)``, each of shape ``(n_layers, batch_size, d_hidden)``. Passing
         ``state=None`` to :meth:`forward` does the same.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or batch_size < 1
+        ):
             raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
         weight = self.head.weight
         shape = (self.config.n_layers, batch_size, self.config.d_hidden)
@@ -171,7 +179,9 @@ class LSTMLanguageModel(nn.Module):
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def _check_ids(self, ids: torch.Tensor, name: str, ignore_index: int | None = None) -> None:
+    def _check_ids(
+        self, ids: torch.Tensor, name: str, ignore_index: int | None = None
+    ) -> None:
         """Refuse anything but a (batch, seq) integer tensor of ids in [0, vocab_size).
 
         Caught here, a bad batch gives a message naming the problem instead of an index
@@ -204,10 +214,14 @@ class LSTMLanguageModel(nn.Module):
     def _check_state(self, state: LSTMState, batch: int) -> None:
         expected = (self.config.n_layers, batch, self.config.d_hidden)
         if not isinstance(state, tuple | list) or len(state) != 2:
-            raise TypeError("state must be a tuple (h, c), as returned by forward or init_state")
+            raise TypeError(
+                "state must be a tuple (h, c), as returned by forward or init_state"
+            )
         for name, tensor in zip(("h", "c"), state):
             if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != expected:
-                shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else tensor
+                shape = (
+                    tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else tensor
+                )
                 raise ValueError(
                     f"state {name} has shape {shape}, expected (n_layers, batch, d_hidden) = "
                     f"{expected}; use init_state(batch_size) or the state from the last call "

@@ -48,8 +48,14 @@ class NGramModel:
 
     def __init__(self, order: int, vocab_size: int, add_k: float = 1.0) -> None:
         _check_positive_int(order, "order", "e.g. order=2 for a bigram model")
-        _check_positive_int(vocab_size, "vocab_size", "the number of distinct token ids")
-        if isinstance(add_k, bool) or not isinstance(add_k, int | float) or not add_k >= 0:
+        _check_positive_int(
+            vocab_size, "vocab_size", "the number of distinct token ids"
+        )
+        if (
+            isinstance(add_k, bool)
+            or not isinstance(add_k, int | float)
+            or not add_k >= 0
+        ):
             raise ValueError(
                 f"add_k={add_k!r} must be a number >= 0; 1.0 is Laplace smoothing, smaller "
                 "values (e.g. 0.01) trust the counts more"
@@ -76,7 +82,9 @@ class NGramModel:
         """
         ids = self._check_ids(ids, "ids", min_len=self.order)
         windows = ids.unfold(0, self.order, 1)  # (seq - n + 1, n): every n-gram of ids
-        self.ngram_keys, self.ngram_counts = torch.unique(self._to_key(windows), return_counts=True)
+        self.ngram_keys, self.ngram_counts = torch.unique(
+            self._to_key(windows), return_counts=True
+        )
         # C(c): how often each context is *followed by a token*, so from the same windows.
         self.context_keys, self.context_counts = torch.unique(
             self._to_key(windows[:, :-1]), return_counts=True
@@ -97,18 +105,30 @@ class NGramModel:
         context = context[len(context) - n :]  # (n,)
         # Every possible n-gram "context + w", for w = 0 .. V-1, as one batch.
         candidates = torch.cat(
-            [context.expand(self.vocab_size, n), torch.arange(self.vocab_size)[:, None]], dim=1
+            [
+                context.expand(self.vocab_size, n),
+                torch.arange(self.vocab_size)[:, None],
+            ],
+            dim=1,
         )
-        counts = self._lookup(self.ngram_keys, self.ngram_counts, self._to_key(candidates))
-        total = self._lookup(self.context_keys, self.context_counts, self._to_key(context[None]))
-        return self._smoothed(counts, total)  # total (1,) broadcasts over counts (vocab,)
+        counts = self._lookup(
+            self.ngram_keys, self.ngram_counts, self._to_key(candidates)
+        )
+        total = self._lookup(
+            self.context_keys, self.context_counts, self._to_key(context[None])
+        )
+        return self._smoothed(
+            counts, total
+        )  # total (1,) broadcasts over counts (vocab,)
 
     def prob(self, context: Sequence[int] | torch.Tensor, next_id: int) -> float:
         """P(``next_id`` | the last ``order - 1`` tokens of ``context``)."""
         if isinstance(next_id, bool) or not isinstance(next_id, int):
             raise TypeError(f"next_id must be an int token id, got {next_id!r}")
         if not 0 <= next_id < self.vocab_size:
-            raise ValueError(f"next_id={next_id} is outside the vocabulary [0, {self.vocab_size})")
+            raise ValueError(
+                f"next_id={next_id} is outside the vocabulary [0, {self.vocab_size})"
+            )
         return self.next_distribution(context)[next_id].item()
 
     def log_likelihood(self, ids: Sequence[int] | torch.Tensor) -> float:
@@ -120,7 +140,9 @@ class NGramModel:
         ids = self._check_ids(ids, "ids", min_len=self.order)
         windows = ids.unfold(0, self.order, 1)  # (num_scored, n)
         counts = self._lookup(self.ngram_keys, self.ngram_counts, self._to_key(windows))
-        totals = self._lookup(self.context_keys, self.context_counts, self._to_key(windows[:, :-1]))
+        totals = self._lookup(
+            self.context_keys, self.context_counts, self._to_key(windows[:, :-1])
+        )
         return torch.log(self._smoothed(counts, totals)).sum().item()
 
     def perplexity(self, ids: Sequence[int] | torch.Tensor) -> float:
@@ -144,7 +166,11 @@ class NGramModel:
         Returns the new tokens only (not the context). Pass a seeded ``torch.Generator``
         for reproducible samples.
         """
-        if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or num_tokens < 0:
+        if (
+            isinstance(num_tokens, bool)
+            or not isinstance(num_tokens, int)
+            or num_tokens < 0
+        ):
             raise ValueError(f"num_tokens={num_tokens!r} must be an int >= 0")
         tokens = self._check_ids(context, "context", min_len=self.order - 1).tolist()
         new: list[int] = []
@@ -165,17 +191,23 @@ class NGramModel:
         """
         numer = counts.double() + self.add_k
         denom = totals.double() + self.add_k * self.vocab_size
-        return torch.where(denom > 0, numer / denom.clamp(min=1e-300), 1.0 / self.vocab_size)
+        return torch.where(
+            denom > 0, numer / denom.clamp(min=1e-300), 1.0 / self.vocab_size
+        )
 
     def _to_key(self, grams: torch.Tensor) -> torch.Tensor:
         """Read each row of ``grams`` (shape ``(rows, m)``) as a base-V number: ``(rows,)``."""
         key = torch.zeros(grams.shape[0], dtype=torch.long)
-        for column in grams.unbind(dim=1):  # Horner's rule, most significant token first
+        for column in grams.unbind(
+            dim=1
+        ):  # Horner's rule, most significant token first
             key = key * self.vocab_size + column
         return key
 
     @staticmethod
-    def _lookup(keys: torch.Tensor, counts: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    def _lookup(
+        keys: torch.Tensor, counts: torch.Tensor, query: torch.Tensor
+    ) -> torch.Tensor:
         """Count of each ``query`` key (0 if unseen), by binary search in sorted ``keys``."""
         if keys.numel() == 0:
             return torch.zeros_like(query)

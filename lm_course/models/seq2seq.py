@@ -68,9 +68,13 @@ class Seq2SeqConfig:
         ):  # fmt: skip
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise ValueError(f"Seq2SeqConfig.{name} must be a positive integer, got {value!r}")
+                raise ValueError(
+                    f"Seq2SeqConfig.{name} must be a positive integer, got {value!r}"
+                )
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"Seq2SeqConfig.dropout must be in [0, 1), got {self.dropout}")
+            raise ValueError(
+                f"Seq2SeqConfig.dropout must be in [0, 1), got {self.dropout}"
+            )
         if self.attention not in BACKENDS:
             raise ValueError(
                 f"Seq2SeqConfig.attention must be one of {BACKENDS}, got {self.attention!r}"
@@ -98,7 +102,9 @@ class EncoderDecoder(nn.Module):
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
         if not isinstance(config, Seq2SeqConfig):
-            raise TypeError(f"config must be a Seq2SeqConfig, got {type(config).__name__}")
+            raise TypeError(
+                f"config must be a Seq2SeqConfig, got {type(config).__name__}"
+            )
         self.config = c = config
         self.src_emb = nn.Embedding(c.src_vocab_size, c.d_model)
         self.tgt_emb = nn.Embedding(c.tgt_vocab_size, c.d_model)
@@ -109,7 +115,15 @@ class EncoderDecoder(nn.Module):
         )
         self.enc_ln = nn.LayerNorm(c.d_model, bias=c.bias)
         self.decoder = nn.ModuleList(
-            Block(c.d_model, c.n_head, c.d_ff, c.dropout, c.bias, c.attention, cross_attention=True)
+            Block(
+                c.d_model,
+                c.n_head,
+                c.d_ff,
+                c.dropout,
+                c.bias,
+                c.attention,
+                cross_attention=True,
+            )
             for _ in range(c.n_decoder_layer)
         )
         self.dec_ln = nn.LayerNorm(c.d_model, bias=c.bias)
@@ -200,10 +214,14 @@ class EncoderDecoder(nn.Module):
         loss = None
         if tgt_out is not None:
             if not isinstance(tgt_out, Tensor) or tgt_out.shape != tgt_in.shape:
-                raise ValueError(f"tgt_out must have the shape of tgt_in {tuple(tgt_in.shape)}")
+                raise ValueError(
+                    f"tgt_out must have the shape of tgt_in {tuple(tgt_in.shape)}"
+                )
             targets = tgt_out.masked_fill(tgt_out == self.config.pad_id, -100)
             loss = F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
+                logits.reshape(-1, logits.size(-1)),
+                targets.reshape(-1),
+                ignore_index=-100,
             )
         return logits, loss
 

@@ -80,7 +80,9 @@ class BPETokenizer:
                 f"(expected {len(self.vocab)}); is the merges list in learning order?"
             )
         if a not in self.vocab or b not in self.vocab:
-            raise ValueError(f"merge {pair} -> {new_id} uses an id that does not exist yet")
+            raise ValueError(
+                f"merge {pair} -> {new_id} uses an id that does not exist yet"
+            )
         self.merges.append((pair, new_id))
         self.vocab[new_id] = self.vocab[a] + self.vocab[b]
         self._rank[pair] = len(self._rank)
@@ -93,7 +95,9 @@ class BPETokenizer:
     # ----------------------------------------------------------------------------- training
 
     @classmethod
-    def train(cls, text: str, vocab_size: int, *, verbose: bool = False) -> BPETokenizer:
+    def train(
+        cls, text: str, vocab_size: int, *, verbose: bool = False
+    ) -> BPETokenizer:
         """Learn ``vocab_size - 256`` merges from ``text`` and return the tokenizer.
 
         Ties (two pairs with the same count) go to the smaller pair ``(a, b)``, so training
@@ -110,7 +114,9 @@ class BPETokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(f"vocab_size must be an int, got {vocab_size!r}; e.g. vocab_size=512")
+            raise TypeError(
+                f"vocab_size must be an int, got {vocab_size!r}; e.g. vocab_size=512"
+            )
         if vocab_size < 256:
             raise ValueError(
                 f"vocab_size={vocab_size} is too small: a byte-level BPE starts with 256 byte "
@@ -135,7 +141,11 @@ class BPETokenizer:
 
         num_merges = vocab_size - 256
         # With verbose=True the printed merges show the progress; no bar on top of them.
-        steps = range(num_merges) if verbose else progress(range(num_merges), desc="BPE merges")
+        steps = (
+            range(num_merges)
+            if verbose
+            else progress(range(num_merges), desc="BPE merges")
+        )
         for step in steps:
             if not pair_counts:
                 warnings.warn(
@@ -152,7 +162,9 @@ class BPETokenizer:
             tok._add_merge(best, new_id)
             if verbose:
                 shown = tok._show(tok.vocab[new_id])
-                print(f"merge {step + 1}/{num_merges}: {best} -> {new_id} {shown!r} ({count})")
+                print(
+                    f"merge {step + 1}/{num_merges}: {best} -> {new_id} {shown!r} ({count})"
+                )
 
             # Only the words that contain `best` change. For each one, take its old pairs
             # out of the counts, merge, and put its new pairs back in.
@@ -194,7 +206,9 @@ class BPETokenizer:
         """Apply the merges to one chunk: repeatedly merge the adjacent pair learned earliest."""
         ids = list(data)
         while len(ids) >= 2:
-            pair = min(zip(ids, ids[1:]), key=lambda p: self._rank.get(p, len(self._rank)))
+            pair = min(
+                zip(ids, ids[1:]), key=lambda p: self._rank.get(p, len(self._rank))
+            )
             if pair not in self._rank:
                 break  # no adjacent pair was ever merged: done
             ids = _merge(ids, pair, self.merges[self._rank[pair]][1])

@@ -53,7 +53,9 @@ class CharTokenizer:
                 )
         if unk is not None:
             if not isinstance(unk, str) or unk == "":
-                raise ValueError(f"unk={unk!r} must be a non-empty string such as '<unk>'")
+                raise ValueError(
+                    f"unk={unk!r} must be a non-empty string such as '<unk>'"
+                )
             if unk in chars:
                 raise ValueError(
                     f"unk={unk!r} is also a character of the alphabet, so decode could not "
@@ -115,7 +117,9 @@ class CharTokenizer:
     def save(self, path: str | Path) -> None:
         """Write the tokenizer to a JSON file (readable, and safe to load)."""
         data = {"format": _FORMAT, "chars": self.chars, "unk": self.unk}
-        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        Path(path).write_text(
+            json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:

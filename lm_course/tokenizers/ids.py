@@ -8,7 +8,9 @@ from collections.abc import Sequence
 import torch
 
 
-def as_id_list(ids: Sequence[int] | torch.Tensor, vocab_size: int, name: str = "ids") -> list[int]:
+def as_id_list(
+    ids: Sequence[int] | torch.Tensor, vocab_size: int, name: str = "ids"
+) -> list[int]:
     """Accept a list of ints or a 1-D integer tensor ``(seq,)``; return Python ints.
 
     Every id must lie in ``[0, vocab_size)``: an id outside it almost always means the ids

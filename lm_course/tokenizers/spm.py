@@ -93,7 +93,9 @@ class SentencePieceTokenizer:
                 f"model_type={model_type!r} is not supported; choose one of {MODEL_TYPES}"
             )
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(f"vocab_size must be an int, got {vocab_size!r}; e.g. vocab_size=500")
+            raise TypeError(
+                f"vocab_size must be an int, got {vocab_size!r}; e.g. vocab_size=500"
+            )
         if vocab_size < 5:
             raise ValueError(
                 f"vocab_size={vocab_size} is too small: the special pieces <unk>, <s>, </s> "
@@ -198,7 +200,9 @@ def _lines(text: str | Iterable[str]) -> list[str]:
     if isinstance(text, str):
         text = [text]
     elif not isinstance(text, Iterable):
-        raise TypeError(f"text must be a str or an iterable of str, got {type(text).__name__}")
+        raise TypeError(
+            f"text must be a str or an iterable of str, got {type(text).__name__}"
+        )
     lines = []
     for pos, item in enumerate(text):
         if not isinstance(item, str):

@@ -31,7 +31,9 @@ def _as_token_ids(name: str, ids: Tensor | Sequence[int]) -> Tensor:
     return tensor.long()
 
 
-def train_val_split(ids: Tensor | Sequence[int], val_fraction: float = 0.1) -> dict[str, Tensor]:
+def train_val_split(
+    ids: Tensor | Sequence[int], val_fraction: float = 0.1
+) -> dict[str, Tensor]:
     """Cut a token stream into ``{"train": first part, "val": last val_fraction}``.
 
     The cut is contiguous, not shuffled: shuffling single tokens would destroy the text, and
@@ -39,7 +41,9 @@ def train_val_split(ids: Tensor | Sequence[int], val_fraction: float = 0.1) -> d
     """
     tokens = _as_token_ids("ids", ids)
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+        raise ValueError(
+            f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}"
+        )
     n_val = int(len(tokens) * val_fraction)
     if n_val == 0 or n_val == len(tokens):
         raise ValueError(
@@ -64,7 +68,10 @@ class LMBatches:
     """
 
     def __init__(
-        self, splits: Mapping[str, Tensor | Sequence[int]], block_size: int, batch_size: int
+        self,
+        splits: Mapping[str, Tensor | Sequence[int]],
+        block_size: int,
+        batch_size: int,
     ) -> None:
         if not isinstance(splits, Mapping) or not splits:
             raise TypeError(
@@ -90,7 +97,9 @@ class LMBatches:
     def __call__(self, split: str, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw one batch ``(x, y)`` of shape ``(batch_size, block_size)`` each."""
         if split not in self.splits:
-            raise ValueError(f"unknown split {split!r}; this LMBatches has {sorted(self.splits)}")
+            raise ValueError(
+                f"unknown split {split!r}; this LMBatches has {sorted(self.splits)}"
+            )
         if not isinstance(generator, torch.Generator):
             raise TypeError(
                 f"generator must be a torch.Generator, got {type(generator).__name__}; "
@@ -110,6 +119,4 @@ class LMBatches:
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{name}={len(ids):,}" for name, ids in self.splits.items())
-        return (
-            f"LMBatches({sizes} tokens; block_size={self.block_size}, batch_size={self.batch_size})"
-        )
+        return f"LMBatches({sizes} tokens; block_size={self.block_size}, batch_size={self.batch_size})"

@@ -179,8 +179,12 @@ def save_checkpoint(
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be a non-negative integer, got {step!r}")
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
-        raise ValueError(f"keep must be a positive integer or None (keep all), got {keep!r}")
+    if keep is not None and (
+        isinstance(keep, bool) or not isinstance(keep, int) or keep < 1
+    ):
+        raise ValueError(
+            f"keep must be a positive integer or None (keep all), got {keep!r}"
+        )
     contents = {"format": FORMAT_VERSION, **(state or {}), "step": step}
     try:
         state_text = json.dumps(contents, indent=2) + "\n"
@@ -203,7 +207,9 @@ def save_checkpoint(
         _fsync_dir(tmp)
         _replace_dir(tmp, final)
         _fsync_dir(checkpoint_dir)
-        _write_json_atomic(checkpoint_dir / LATEST_FILE, {"checkpoint": final.name, "step": step})
+        _write_json_atomic(
+            checkpoint_dir / LATEST_FILE, {"checkpoint": final.name, "step": step}
+        )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -227,7 +233,8 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike[str]) -> Path | None:
     if pointer.is_file():
         try:
             candidate = (
-                checkpoint_dir / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
+                checkpoint_dir
+                / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
             )
             if (candidate / STATE_FILE).is_file():
                 return candidate
@@ -282,7 +289,9 @@ def _check_weights_fit(file: Path, model: nn.Module) -> None:
         if key not in stored and tensor.data_ptr() not in stored_ptrs:
             problems.append(f"{key!r} is in the model but not in the checkpoint")
     if problems:
-        more = f" (and {len(problems) - 3} more differences)" if len(problems) > 3 else ""
+        more = (
+            f" (and {len(problems) - 3} more differences)" if len(problems) > 3 else ""
+        )
         raise ValueError(
             f"the checkpoint {str(file)!r} does not fit this model: "
             + "; ".join(problems[:3])
@@ -312,7 +321,9 @@ def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     if "param_groups" not in metadata:
-        raise ValueError(f"{str(path)!r} is not an optimizer checkpoint written by lm_course")
+        raise ValueError(
+            f"{str(path)!r} is not an optimizer checkpoint written by lm_course"
+        )
     saved_groups = json.loads(metadata["param_groups"])
     current_groups = optimizer.state_dict()["param_groups"]
     saved_sizes = [len(group["params"]) for group in saved_groups]
@@ -352,7 +363,9 @@ def load_checkpoint(
     folder = _checkpoint_folder(path)
     state_file = folder / STATE_FILE
     if not state_file.is_file():
-        raise FileNotFoundError(f"{str(folder)!r} has no {STATE_FILE}; it is not a checkpoint")
+        raise FileNotFoundError(
+            f"{str(folder)!r} has no {STATE_FILE}; it is not a checkpoint"
+        )
     state = json.loads(state_file.read_text(encoding="utf-8"))
     if state.get("format") != FORMAT_VERSION:
         raise ValueError(

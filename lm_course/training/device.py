@@ -39,7 +39,9 @@ def pick_device(name: str = "auto") -> torch.device:
     the error lists what is.
     """
     if not isinstance(name, str):
-        raise TypeError(f"device must be a string such as 'auto' or 'cpu', got {name!r}")
+        raise TypeError(
+            f"device must be a string such as 'auto' or 'cpu', got {name!r}"
+        )
     available = available_devices()
     if name == "auto":
         if torch.cuda.is_available():
@@ -88,7 +90,9 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> torch.dt
     return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
 
-def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+def autocast(
+    device: torch.device, precision: str = "auto"
+) -> contextlib.AbstractContextManager:
     """A context for the forward pass: bfloat16 autocast, or nothing for float32.
 
     Weights and optimizer state stay in float32 either way; autocast only runs the matrix

@@ -72,7 +72,9 @@ def init_distributed(device_type: str = "cpu") -> DistInfo:
     if owns_group:
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
-    return DistInfo(rank=rank, local_rank=local_rank, world_size=world_size, owns_group=owns_group)
+    return DistInfo(
+        rank=rank, local_rank=local_rank, world_size=world_size, owns_group=owns_group
+    )
 
 
 def cleanup_distributed(info: DistInfo) -> None:
@@ -81,7 +83,9 @@ def cleanup_distributed(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def shard_batch(batch: tuple[Tensor, ...], rank: int, world_size: int) -> tuple[Tensor, ...]:
+def shard_batch(
+    batch: tuple[Tensor, ...], rank: int, world_size: int
+) -> tuple[Tensor, ...]:
     """This rank's contiguous slice of every tensor in a global batch (split along dim 0).
 
     ``(global_batch, ...)`` becomes ``(global_batch // world_size, ...)``; rank 0 takes the

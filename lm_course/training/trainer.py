@@ -84,12 +84,20 @@ def _check_int(name: str, value: Any, minimum: int, hint: str = "") -> None:
         raise ValueError(f"TrainConfig.{name} must be >= {minimum}, got {value}{hint}")
 
 
-def _check_number(name: str, value: Any, minimum: float, *, allow_equal: bool = True) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+def _check_number(
+    name: str, value: Any, minimum: float, *, allow_equal: bool = True
+) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or math.isnan(value)
+    ):
         raise TypeError(f"TrainConfig.{name} must be a number, got {value!r}")
     if value < minimum or (value == minimum and not allow_equal):
         relation = ">=" if allow_equal else ">"
-        raise ValueError(f"TrainConfig.{name} must be {relation} {minimum}, got {value}")
+        raise ValueError(
+            f"TrainConfig.{name} must be {relation} {minimum}, got {value}"
+        )
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -177,7 +185,9 @@ class TrainConfig:
             not isinstance(self.betas, (tuple, list))
             or len(self.betas) != 2
             or not all(
-                isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
+                isinstance(b, (int, float))
+                and not isinstance(b, bool)
+                and 0.0 <= b < 1.0
                 for b in self.betas
             )
         ):
@@ -209,14 +219,18 @@ class TrainConfig:
             raise TypeError(
                 f"TrainConfig.checkpoint_dir must be a path or None, got {self.checkpoint_dir!r}"
             )
-        _check_int("checkpoint_every", self.checkpoint_every, 0, " (0 saves only at the end)")
+        _check_int(
+            "checkpoint_every", self.checkpoint_every, 0, " (0 saves only at the end)"
+        )
         if self.checkpoint_every > 0 and self.checkpoint_dir is None:
             raise ValueError(
                 f"TrainConfig.checkpoint_every={self.checkpoint_every} needs somewhere to save: "
                 "set checkpoint_dir, or use checkpoint_every=0"
             )
         if self.keep_checkpoints is not None:
-            _check_int("keep_checkpoints", self.keep_checkpoints, 1, " (None keeps all)")
+            _check_int(
+                "keep_checkpoints", self.keep_checkpoints, 1, " (None keeps all)"
+            )
         _check_bool("progress", self.progress)
         _check_bool("flush_denormal", self.flush_denormal)
 
@@ -250,7 +264,9 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown TrainConfig fields {unknown}; known: {sorted(known)}"
+            )
         return cls(**data)
 
 
@@ -440,7 +456,9 @@ def make_optimizer(
         if params
     ]
     if not groups:
-        raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
+        raise ValueError(
+            "the model has no trainable parameters (all have requires_grad=False)"
+        )
     fused = device.type in ("cuda", "cpu")
     implementation = {"fused": True} if fused else {"foreach": True}
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, **implementation)
@@ -484,14 +502,18 @@ def _accumulate_gradients(
     total = torch.zeros((), device=device)
     tokens: int | None = 0
     for micro in range(config.grad_accum):
-        batch = _fetch(get_batch, "train", train_batch_generator(config.seed, step, micro))
+        batch = _fetch(
+            get_batch, "train", train_batch_generator(config.seed, step, micro)
+        )
         count = _count_tokens(batch)
         tokens = None if tokens is None or count is None else tokens + count
         local = _to_device(shard_batch(batch, info.rank, info.world_size), device)
         # DDP averages gradients across processes in every backward pass. Between
         # micro-steps that traffic is wasted, so only the last one synchronises.
         last = micro == config.grad_accum - 1
-        sync = model.no_sync() if info.enabled and not last else contextlib.nullcontext()
+        sync = (
+            model.no_sync() if info.enabled and not last else contextlib.nullcontext()
+        )
         with sync:
             with autocast(device, config.precision):
                 loss = _check_loss(loss_fn(model, local), training=True)
@@ -522,7 +544,9 @@ _TRAJECTORY_FIELDS = (
 )
 
 
-def _warn_if_config_changed(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
+def _warn_if_config_changed(
+    saved: dict[str, Any], config: TrainConfig, path: Path
+) -> None:
     current = config.to_dict()
     changes = [
         f"{name} {saved[name]!r} -> {current[name]!r}"
@@ -537,7 +561,9 @@ def _warn_if_config_changed(saved: dict[str, Any], config: TrainConfig, path: Pa
         )
 
 
-def _check_arguments(model: Any, get_batch: Any, config: Any, loss_fn: Any, meta: Any) -> None:
+def _check_arguments(
+    model: Any, get_batch: Any, config: Any, loss_fn: Any, meta: Any
+) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(get_batch):
@@ -633,8 +659,16 @@ def _train(
     model.to(device)
     optimizer = make_optimizer(model, config, device)
 
-    history, start_step, counters = History(), 0, {"tokens_seen": 0, "elapsed_seconds": 0.0}
-    found = latest_checkpoint(config.checkpoint_dir) if resume and config.checkpoint_dir else None
+    history, start_step, counters = (
+        History(),
+        0,
+        {"tokens_seen": 0, "elapsed_seconds": 0.0},
+    )
+    found = (
+        latest_checkpoint(config.checkpoint_dir)
+        if resume and config.checkpoint_dir
+        else None
+    )
     if found is not None:
         state = load_checkpoint(found, model, optimizer)
         start_step = state["step"]
@@ -676,7 +710,9 @@ def _train(
 
     completed = last_saved = start_step
     show = config.progress and info.is_main and progress_enabled()
-    bar = progress(total=config.max_steps, initial=start_step, desc="training", disable=not show)
+    bar = progress(
+        total=config.max_steps, initial=start_step, desc="training", disable=not show
+    )
     postfix: dict[str, str] = {}
     try:
         for step in range(start_step, config.max_steps):
@@ -715,7 +751,9 @@ def _train(
                 history.tokens_seen.append(tokens_seen)
                 history.elapsed.append(elapsed())
                 history.tokens_per_sec.append(
-                    None if tokens_seen is None else window_tokens / max(now - window_start, 1e-9)
+                    None
+                    if tokens_seen is None
+                    else window_tokens / max(now - window_start, 1e-9)
                 )
                 window_start, window_tokens = now, 0
                 postfix.update(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
@@ -749,7 +787,11 @@ def _train(
                 save(completed)
                 last_saved = completed
     except KeyboardInterrupt:
-        if config.checkpoint_dir is not None and info.is_main and completed != last_saved:
+        if (
+            config.checkpoint_dir is not None
+            and info.is_main
+            and completed != last_saved
+        ):
             path = save(completed)
             print(
                 f"\nInterrupted after step {completed}; saved {path}. "
