@@ -18,10 +18,27 @@ the same convention as :func:`torch.nn.functional.scaled_dot_product_attention`.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from lm_course.checks import (
+    check_attention_call,
+    check_bias,
+    check_bool,
+    check_choice,
+    check_int,
+    check_mask,
+    check_number,
+    check_qkv,
+    describe,
+    tracing,
+)
+
+if TYPE_CHECKING:
+    from lm_course.models.kvcache import KVCache
 
 __all__ = [
     "scaled_dot_product_attention",
@@ -53,11 +70,11 @@ def scaled_dot_product_attention(
         k: keys ``(batch, heads, k_len, d_head)``.
         v: values ``(batch, heads, k_len, d_v)``.
         mask: optional boolean mask broadcastable to ``(batch, heads, q_len, k_len)``;
-            ``True`` = may attend.
+            ``True`` = may attend. A float or integer mask is refused.
         bias: optional finite additive score bias broadcastable to
-            ``(batch, heads, q_len, k_len)`` (ALiBi, for example). Exclude positions with
-            ``mask``, not with ``-inf`` in the bias.
-        dropout_p: dropout probability applied to the attention weights when ``training``.
+            ``(batch, heads, q_len, k_len)`` (ALiBi, for example). Exclude positions
+            with ``mask``, not with ``-inf`` in the bias.
+        dropout_p: dropout probability on the attention weights when ``training``.
         training: whether dropout is active.
 
     Returns:
@@ -68,43 +85,43 @@ def scaled_dot_product_attention(
     are defined as all zeros, so its output is a zero vector and no NaN appears in the
     forward or backward pass -- the same result PyTorch's fused kernel gives.
     """
-    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-        raise ValueError(
-            f"q, k and v must be 4-D (batch, heads, seq, d_head); got shapes "
-            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}. "
-            f"Use split_heads() to go from (batch, seq, d_model) to this layout."
-        )
-    if mask is not None and mask.dtype != torch.bool:
-        raise TypeError(
-            f"mask must be a boolean tensor (True = may attend), got dtype {mask.dtype}; "
-            f"for an additive float mask pass it as bias= instead"
-        )
-    scores = (
-        q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
-    )  # (batch, heads, q_len, k_len)
+    shape = check_qkv(q, k, v)
+    if mask is not None:
+        check_mask(mask, shape, "mask", bias_name="bias")
+    if bias is not None:
+        check_bias(bias, shape, "bias")
+    check_number("dropout_p", dropout_p, minimum=0, maximum=1, strict_max=True)
+    return _attend(q, k, v, mask, bias, dropout_p if training else 0.0)
+
+
+def _attend(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    bias: Tensor | None,
+    dropout_p: float,
+) -> tuple[Tensor, Tensor]:
+    """The formula itself, on arguments already checked."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (b, h, q_len, k_len)
     if bias is not None:
         scores = scores + bias
     if mask is not None:
-        # The most negative finite float, not -inf: a fully masked row then gives a uniform
-        # softmax instead of 0/0 = NaN, and we zero that row just below. In a partly masked
-        # row exp(min - max) underflows to exactly 0, so the result equals the -inf version.
+        # The most negative finite float, not -inf: a fully masked row then gives a
+        # uniform softmax instead of 0/0 = NaN, and we zero that row just below. In a
+        # partly masked row exp(min - max) underflows to exactly 0, so the result
+        # equals the -inf version.
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     weights = torch.softmax(scores, dim=-1)
     if mask is not None:
         has_any_key = mask.any(dim=-1, keepdim=True)
         weights = weights.masked_fill(~has_any_key, 0.0)
-    if dropout_p > 0.0 and training:
+    if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights
 
 
 # ---------------------------------------------------------------------------- masks
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def causal_mask(
@@ -116,8 +133,8 @@ def causal_mask(
     tokens) the queries are the *last* ``q_len`` positions, so query ``i`` sits at
     position ``k_len - q_len + i`` and may attend to keys ``0 .. k_len - q_len + i``.
     """
-    _check_positive_int("q_len", q_len)
-    k_len = q_len if k_len is None else _check_positive_int("k_len", k_len)
+    check_int("q_len", q_len, minimum=1)
+    k_len = q_len if k_len is None else check_int("k_len", k_len, minimum=1)
     if k_len < q_len:
         raise ValueError(
             f"k_len ({k_len}) must be >= q_len ({q_len}): the queries are the last q_len "
@@ -141,7 +158,7 @@ def sliding_window_mask(
     ``window`` instead of the whole prefix. ``k_len`` (default ``seq``) may exceed ``seq``
     for KV-cache decoding, with the same position convention as :func:`causal_mask`.
     """
-    _check_positive_int("window", window)
+    check_int("window", window, minimum=1)
     mask = causal_mask(seq, k_len, device=device)
     k_len = mask.size(1)
     q_pos = torch.arange(k_len - seq, k_len, device=device)[:, None]
@@ -163,38 +180,38 @@ def padding_mask(lengths_or_keep: Tensor, max_len: int | None = None) -> Tensor:
     The result broadcasts over heads and queries: padding *keys* are hidden from every
     query. Padding *queries* still produce outputs; ignore them in the loss.
     """
-    if not isinstance(lengths_or_keep, Tensor):
-        raise TypeError(
-            f"lengths_or_keep must be a tensor of lengths (batch,) or a keep mask "
-            f"(batch, k_len), got {type(lengths_or_keep).__name__}"
-        )
     x = lengths_or_keep
+    if not isinstance(x, Tensor) or x.dim() not in (1, 2):
+        raise TypeError(
+            "lengths_or_keep must be a tensor of lengths (batch,) or a keep mask "
+            f"(batch, k_len), got {describe(x)}"
+        )
+    if x.is_floating_point() or x.is_complex():
+        raise TypeError(
+            f"lengths_or_keep must hold integer lengths or a boolean or 0/1 integer "
+            f"keep mask, got dtype {x.dtype}"
+        )
     if x.dim() == 2:
         if x.dtype != torch.bool:
-            if x.is_floating_point() or not ((x == 0) | (x == 1)).all():
+            if not tracing() and not ((x == 0) | (x == 1)).all():
                 raise ValueError(
                     "a 2-D keep mask must be boolean or contain only 0 and 1 "
                     "(1 = real token, 0 = padding)"
                 )
             x = x.bool()
         return x[:, None, None, :]
-    if x.dim() == 1:
-        if x.is_floating_point() or x.dtype == torch.bool:
-            raise TypeError(f"lengths must be an integer tensor, got dtype {x.dtype}")
-        if (x < 0).any():
-            raise ValueError(f"lengths must be >= 0, got {x.tolist()}")
-        longest = int(x.max()) if x.numel() else 0
-        max_len = longest if max_len is None else max_len
-        if max_len < longest:
-            raise ValueError(
-                f"max_len ({max_len}) is shorter than the longest length ({longest})"
-            )
-        keep = torch.arange(max_len, device=x.device)[None, :] < x[:, None]
-        return keep[:, None, None, :]
-    raise ValueError(
-        f"lengths_or_keep must be 1-D lengths (batch,) or a 2-D keep mask (batch, k_len), "
-        f"got shape {tuple(x.shape)}"
-    )
+    if x.dtype == torch.bool:
+        raise TypeError("lengths must be an integer tensor, got dtype torch.bool")
+    if (x < 0).any():
+        raise ValueError(f"lengths must be >= 0, got {x.tolist()}")
+    longest = int(x.max()) if x.numel() else 0
+    max_len = longest if max_len is None else check_int("max_len", max_len, minimum=0)
+    if max_len < longest:
+        raise ValueError(
+            f"max_len ({max_len}) is shorter than the longest length ({longest})"
+        )
+    keep = torch.arange(max_len, device=x.device)[None, :] < x[:, None]
+    return keep[:, None, None, :]
 
 
 # ---------------------------------------------------------------------------- heads
@@ -202,15 +219,22 @@ def padding_mask(lengths_or_keep: Tensor, max_len: int | None = None) -> Tensor:
 
 def split_heads(x: Tensor, n_heads: int) -> Tensor:
     """``(batch, seq, d_model)`` -> ``(batch, heads, seq, d_model // heads)``."""
-    if x.dim() != 3:
-        raise ValueError(f"x must be (batch, seq, d_model), got shape {tuple(x.shape)}")
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        raise ValueError(f"x must be (batch, seq, d_model), got {describe(x)}")
+    check_heads(x.size(-1), n_heads)
+    return _split_heads(x, n_heads)
+
+
+def _split_heads(x: Tensor, n_heads: int) -> Tensor:
     b, s, d = x.shape
-    check_heads(d, n_heads)
     return x.view(b, s, n_heads, d // n_heads).transpose(1, 2)
 
 
 def merge_heads(x: Tensor) -> Tensor:
-    """``(batch, heads, seq, d_head)`` -> ``(batch, seq, heads * d_head)``; undoes split_heads."""
+    """``(batch, heads, seq, d_head)`` -> ``(batch, seq, heads * d_head)``.
+
+    Undoes :func:`split_heads`.
+    """
     b, h, s, dh = x.shape
     return x.transpose(1, 2).reshape(b, s, h * dh)
 
@@ -221,13 +245,14 @@ def _valid_head_counts(d_model: int) -> list[int]:
 
 def check_heads(d_model: int, n_heads: int) -> None:
     """Raise a ValueError that explains how to fix ``d_model % n_heads != 0``."""
-    _check_positive_int("d_model", d_model)
-    _check_positive_int("n_heads", n_heads)
+    check_int("d_model", d_model, minimum=1)
+    check_int("n_heads", n_heads, minimum=1)
     if d_model % n_heads != 0:
         raise ValueError(
             f"d_model={d_model} is not divisible by n_heads={n_heads}: each head gets "
-            f"d_model / n_heads = {d_model / n_heads:.3g} dimensions, which must be a whole "
-            f"number. Valid head counts for d_model={d_model}: {_valid_head_counts(d_model)}"
+            f"d_model / n_heads = {d_model / n_heads:.3g} dimensions, which must be a "
+            f"whole number. Valid head counts for d_model={d_model}: "
+            f"{_valid_head_counts(d_model)}"
         )
 
 
@@ -249,7 +274,12 @@ class MultiHeadAttention(nn.Module):
             instead of self-attention.
 
     Set ``keep_weights = True`` to store the attention weights of the last call in
-    ``last_weights`` ``(batch, heads, q_len, k_len)``; that call then runs the manual path.
+    ``last_weights`` ``(batch, heads, q_len, k_len)``; that call then runs the manual
+    path.
+
+    Inputs are checked at each call (shapes and dtypes only: no wait for a GPU). A model
+    that checks its own inputs sets ``check_inputs = False`` on its layers, so that one
+    call is checked once, at the model's boundary.
     """
 
     def __init__(
@@ -263,10 +293,10 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         super().__init__()
         check_heads(d_model, n_heads)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_number("dropout", dropout, minimum=0, maximum=1, strict_max=True)
+        check_bool("bias", bias)
+        check_choice("backend", backend, BACKENDS)
+        check_bool("is_cross", is_cross)
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
         self.dropout, self.backend, self.is_cross = dropout, backend, is_cross
         if is_cross:
@@ -278,6 +308,7 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.keep_weights = False
         self.last_weights: Tensor | None = None
+        self.check_inputs = True
 
     def forward(
         self,
@@ -288,39 +319,30 @@ class MultiHeadAttention(nn.Module):
         attn_bias: Tensor | None = None,
         is_causal: bool = False,
         rope: nn.Module | None = None,
-        cache: object | None = None,
+        cache: KVCache | None = None,
         layer_idx: int = 0,
     ) -> Tensor:
-        """Attend from ``x`` ``(batch, q_len, d_model)``; returns ``(batch, q_len, d_model)``.
+        """Attend from ``x`` ``(batch, q_len, d_model)``; returns the same shape.
 
         Args:
-            context: ``(batch, k_len, d_model)`` keys/values source (cross-attention only).
+            context: ``(batch, k_len, d_model)`` keys/values source (cross-attention).
             mask: boolean mask broadcastable to ``(batch, heads, q_len, k_len)``.
             attn_bias: finite additive bias broadcastable to the same shape (ALiBi).
             is_causal: add a causal mask (queries are the last ``q_len`` key positions).
             rope: a :class:`~lm_course.positional.RotaryEmbedding`; rotates q and k.
-            cache: a KV cache with ``pos`` and ``update(layer_idx, k, v) -> (k, v)`` (see
-                :class:`~lm_course.models.gpt.KVCache`); new keys/values are appended and
-                the queries attend to everything stored so far.
+            cache: a :class:`~lm_course.models.kvcache.KVCache`; new keys and values
+                are appended and the queries attend to everything stored so far.
             layer_idx: which layer of the cache this module reads and writes.
         """
-        if x.dim() != 3 or x.size(-1) != self.d_model:
-            raise ValueError(
-                f"x must be (batch, seq, d_model={self.d_model}), got shape {tuple(x.shape)}"
-            )
+        if self.check_inputs:
+            check_attention_call(self, x, context, mask, attn_bias, cache, layer_idx)
         if self.is_cross:
-            if context is None:
-                raise ValueError("cross-attention needs context= (the encoder output)")
-            q = split_heads(self.q_proj(x), self.n_heads)
-            k, v = (
-                split_heads(z, self.n_heads) for z in self.kv_proj(context).chunk(2, -1)
-            )
+            q = _split_heads(self.q_proj(x), self.n_heads)
+            kv = self.kv_proj(context).chunk(2, dim=-1)
+            k, v = (_split_heads(z, self.n_heads) for z in kv)
         else:
-            if context is not None:
-                raise ValueError("context= is only for cross-attention (is_cross=True)")
-            q, k, v = (
-                split_heads(z, self.n_heads) for z in self.qkv(x).chunk(3, dim=-1)
-            )
+            qkv = self.qkv(x).chunk(3, dim=-1)
+            q, k, v = (_split_heads(z, self.n_heads) for z in qkv)
         offset = 0 if cache is None else cache.pos
         if rope is not None:
             q, k = rope(q, offset), rope(k, offset)
@@ -328,31 +350,19 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.update(layer_idx, k, v)
         q_len, k_len = q.size(2), k.size(2)
 
-        if is_causal and q_len == k_len and mask is None and attn_bias is None:
-            causal_fast = (
-                True  # the hot path: fused causal kernel, no mask tensor at all
-            )
-        else:
-            causal_fast = False
-            if (
-                is_causal and q_len > 1
-            ):  # one query at the end of the cache sees every key
-                causal = causal_mask(q_len, k_len, device=x.device)
-                mask = causal if mask is None else mask & causal
+        # The hot path: the fused kernel's own causal mode, with no mask tensor at all.
+        causal_fast = (
+            is_causal and q_len == k_len and mask is None and attn_bias is None
+        )
+        written_out = self.backend == "manual" or self.keep_weights
+        # (One query at the end of the cache sees every key: it needs no mask.)
+        if is_causal and q_len > 1 and (written_out or not causal_fast):
+            causal = causal_mask(q_len, k_len, device=x.device)
+            mask = causal if mask is None else mask & causal
 
         dropout_p = self.dropout if self.training else 0.0
-        if self.backend == "manual" or self.keep_weights:
-            if causal_fast:
-                mask = causal_mask(q_len, k_len, device=x.device)
-            out, weights = scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                mask=mask,
-                bias=attn_bias,
-                dropout_p=dropout_p,
-                training=self.training,
-            )
+        if written_out:
+            out, weights = _attend(q, k, v, mask, attn_bias, dropout_p)
             if self.keep_weights:
                 self.last_weights = weights.detach()
         elif causal_fast:
@@ -362,7 +372,7 @@ class MultiHeadAttention(nn.Module):
         else:
             attn_mask = mask
             if attn_bias is not None:
-                # The fused kernel takes one float mask: the bias, with -inf where masked.
+                # The fused kernel takes one float mask: the bias, -inf where masked.
                 attn_mask = attn_bias.to(q.dtype)
                 if mask is not None:
                     attn_mask = attn_mask.masked_fill(~mask, float("-inf"))

@@ -21,7 +21,13 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from lm_course.models.blocks import check_token_ids
+from lm_course.checks import (
+    check_bool,
+    check_int,
+    check_logits,
+    check_number,
+    check_token_ids,
+)
 from lm_course.models.gpt import GPT
 from lm_course.models.seq2seq import greedy_decode
 
@@ -35,22 +41,18 @@ __all__ = [
 ]
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_sampling(
     temperature: float, top_k: int | None, top_p: float | None, greedy: bool
 ) -> None:
-    if not greedy and not temperature > 0:
-        raise ValueError(
-            f"temperature must be > 0, got {temperature}; for the most likely token at "
-            f"every step use greedy=True"
-        )
-    if top_k is not None and (not _is_int(top_k) or top_k < 1):
-        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+    check_bool("greedy", greedy)
+    if not greedy:
+        hint = "; for the most likely token at every step use greedy=True"
+        check_number("temperature", temperature, minimum=0, strict_min=True, hint=hint)
+    if top_k is not None:
+        check_int("top_k", top_k, minimum=1, hint="; None keeps every token")
+    if top_p is not None:
+        hint = "; None keeps every token"
+        check_number("top_p", top_p, minimum=0, maximum=1, strict_min=True, hint=hint)
 
 
 def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
@@ -104,8 +106,13 @@ def sample_next(
     """
     _check_sampling(temperature, top_k, top_p, greedy)
     if greedy:
-        return logits.argmax(dim=-1)
+        return check_logits(logits).argmax(dim=-1)
     logits = logits.float() / temperature
+    # After the division: a tiny temperature can turn large logits into +inf.
+    scaled = (
+        f" (after dividing by temperature={temperature})" if temperature != 1 else ""
+    )
+    check_logits(logits, hint=scaled)
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
     if top_p is not None:
@@ -146,21 +153,18 @@ def generate(
     """
     if not isinstance(model, GPT):
         raise TypeError(f"model must be a GPT, got {type(model).__name__}")
-    if not _is_int(max_new_tokens) or max_new_tokens < 0:
-        raise ValueError(
-            f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}"
-        )
+    check_int("max_new_tokens", max_new_tokens, minimum=0)
     _check_sampling(temperature, top_k, top_p, greedy)
-    check_token_ids(idx, model.config.vocab_size, "idx")
+    check_bool("use_cache", use_cache)
+    vocab = model.config.vocab_size
+    check_token_ids(idx, vocab, "idx", device=model.tok_emb.weight.device)
     block_size = model.config.block_size
     stop = None
     if stop_tokens is not None:
-        stop_list = list(stop_tokens)
-        vocab = model.config.vocab_size
-        if not all(_is_int(t) and 0 <= t < vocab for t in stop_list):
-            raise ValueError(
-                f"stop_tokens must be token ids in [0, {vocab - 1}], got {stop_list!r}"
-            )
+        stop_list = [
+            check_int(f"stop_tokens[{i}]", t, minimum=0, maximum=vocab - 1)
+            for i, t in enumerate(stop_tokens)
+        ]
         stop = torch.tensor(stop_list, dtype=torch.long, device=idx.device)
 
     def pick(logits: Tensor) -> Tensor:

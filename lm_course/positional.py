@@ -18,6 +18,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from lm_course.checks import check_int
+
 __all__ = [
     "sinusoidal_table",
     "SinusoidalPositionalEncoding",
@@ -28,12 +30,6 @@ __all__ = [
     "alibi_slopes",
     "alibi_bias",
 ]
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _check_even(name: str, value: int, what: str) -> None:
@@ -62,8 +58,8 @@ def sinusoidal_table(max_len: int, d_model: int, base: float = 10000.0) -> Tenso
     ``PE[pos, 2i+1] = cos(pos / base^(2i/d_model))``: each pair of dimensions is a clock
     turning at its own speed, from one turn every 2*pi tokens down to very slow turns.
     """
-    _check_positive_int("max_len", max_len)
-    _check_positive_int("d_model", d_model)
+    check_int("max_len", max_len, minimum=1)
+    check_int("d_model", d_model, minimum=1)
     _check_even("d_model", d_model, "the sinusoidal table")
     pos = torch.arange(max_len, dtype=torch.float64)[:, None]  # (max_len, 1)
     inv_freq = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
@@ -102,7 +98,8 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int) -> None:
         super().__init__()
-        self.max_len = max_len
+        check_int("d_model", d_model, minimum=1)
+        self.max_len = check_int("max_len", max_len, minimum=1)
         self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
@@ -116,7 +113,7 @@ class LearnedPositionalEmbedding(nn.Module):
 
 def rope_frequencies(d_head: int, base: float = 10000.0) -> Tensor:
     """Rotation speeds ``(d_head / 2,)``: ``base^(-2i/d_head)`` radians per position."""
-    _check_positive_int("d_head", d_head)
+    check_int("d_head", d_head, minimum=1)
     _check_even("d_head", d_head, "rotary embeddings")
     return base ** (-torch.arange(0, d_head, 2, dtype=torch.float64) / d_head)
 
@@ -175,7 +172,7 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, d_head: int, max_len: int, base: float = 10000.0) -> None:
         super().__init__()
-        _check_positive_int("max_len", max_len)
+        check_int("max_len", max_len, minimum=1)
         angles = torch.arange(max_len, dtype=torch.float64)[:, None] * rope_frequencies(
             d_head, base
         )
@@ -203,7 +200,7 @@ def alibi_slopes(n_heads: int) -> Tensor:
     counts the paper takes the slopes of the power of two below ``n`` and fills up with
     every other slope of the next power of two.
     """
-    _check_positive_int("n_heads", n_heads)
+    check_int("n_heads", n_heads, minimum=1)
 
     def power_of_two(n: int) -> list[float]:
         start = 2.0 ** (-8.0 / n)
@@ -229,8 +226,8 @@ def alibi_bias(
     the convention of :func:`lm_course.attention.causal_mask`. The bias is symmetric in
     distance; combine it with a causal mask for a decoder.
     """
-    _check_positive_int("q_len", q_len)
-    k_len = q_len if k_len is None else _check_positive_int("k_len", k_len)
+    check_int("q_len", q_len, minimum=1)
+    k_len = q_len if k_len is None else check_int("k_len", k_len, minimum=1)
     if k_len < q_len:
         raise ValueError(f"k_len ({k_len}) must be >= q_len ({q_len})")
     q_pos = torch.arange(k_len - q_len, k_len, device=device)[:, None]

@@ -99,7 +99,7 @@ def test_causal_mask_square_and_cache_layout():
     assert torch.equal(causal_mask(2, 5), expected)
     with pytest.raises(ValueError, match=r"k_len \(2\) must be >= q_len \(3\)"):
         causal_mask(3, 2)
-    with pytest.raises(ValueError, match="q_len must be a positive integer"):
+    with pytest.raises(ValueError, match="q_len must be an integer >= 1, got 0"):
         causal_mask(0)
 
 
@@ -110,7 +110,7 @@ def test_sliding_window_mask():
     assert torch.equal(sliding_window_mask(4, 2), expected)
     assert torch.equal(sliding_window_mask(1, 2, k_len=4), expected[-1:])
     assert torch.equal(sliding_window_mask(5, 99), causal_mask(5))
-    with pytest.raises(ValueError, match="window must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="window must be an integer >= 1, got 0"):
         sliding_window_mask(4, 0)
 
 
@@ -161,7 +161,7 @@ def test_module_rejects_bad_arguments():
     with pytest.raises(ValueError, match="dropout"):
         MultiHeadAttention(16, 2, dropout=1.5)
     with pytest.raises(
-        ValueError, match=r"x must be \(batch, seq, d_model=16\), got shape \(3, 8\)"
+        ValueError, match=r"x must have shape \(batch, seq, d_model=16\), got \(3, 8\)"
     ):
         MultiHeadAttention(16, 2)(torch.randn(3, 8))
     with pytest.raises(ValueError, match="context="):

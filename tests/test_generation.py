@@ -37,7 +37,7 @@ def peaked_gpt(**overrides) -> GPT:
 def test_temperature_scales_logits():
     logits = torch.tensor([[2.0, 1.0, 0.0]])
     torch.testing.assert_close(apply_temperature(logits, 0.5), logits * 2)
-    with pytest.raises(ValueError, match="temperature must be > 0, got 0.*greedy=True"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0.*greedy=True"):
         apply_temperature(logits, 0.0)
 
 
@@ -51,7 +51,7 @@ def test_top_k_keeps_the_k_largest():
         torch.tensor([[1.0, 1.0, INF]]),
     )
     with pytest.raises(
-        ValueError, match="top_k must be None or an integer >= 1, got 0"
+        ValueError, match="top_k must be an integer >= 1, got 0; None keeps"
     ):
         top_k_filter(logits, 0)
 
@@ -65,7 +65,7 @@ def test_top_p_keeps_the_nucleus():
     assert kept(0.01) == [True, False, False, False]  # the top token always stays
     assert kept(1.0) == [True, True, True, True]
     for bad in (0.0, 1.5, -0.1):
-        with pytest.raises(ValueError, match=r"top_p must be None or in \(0, 1\]"):
+        with pytest.raises(ValueError, match=r"top_p must be a finite number > 0 and <= 1"):
             top_p_filter(logits, bad)
 
 
@@ -155,12 +155,16 @@ def test_generate_validates_arguments():
         (
             {"temperature": 0.0},
             ValueError,
-            r"temperature must be > 0, got 0\.0.*greedy=True",
+            r"temperature must be a finite number > 0, got 0\.0.*greedy=True",
         ),
-        ({"temperature": -1.0}, ValueError, "temperature must be > 0"),
-        ({"top_k": 0}, ValueError, "top_k must be None or an integer >= 1, got 0"),
-        ({"top_p": 0.0}, ValueError, r"top_p must be None or in \(0, 1\], got 0\.0"),
-        ({"top_p": 1.5}, ValueError, r"top_p must be None or in \(0, 1\], got 1\.5"),
+        ({"temperature": -1.0}, ValueError, "temperature must be a finite number > 0"),
+        ({"top_k": 0}, ValueError, "top_k must be an integer >= 1, got 0"),
+        ({"top_k": 2.0}, TypeError, r"top_k must be an integer >= 1, got 2\.0"),
+        ({"temperature": "1"}, TypeError, r"temperature must be .* got '1' \(str\)"),
+        ({"temperature": float("inf")}, ValueError, "temperature must be a finite"),
+        ({"greedy": 1}, TypeError, "greedy must be True or False"),
+        ({"top_p": 0.0}, ValueError, r"top_p must be a finite number > 0 and <= 1, got 0\.0"),
+        ({"top_p": 1.5}, ValueError, r"top_p must be a finite number > 0 and <= 1, got 1\.5"),
     ]
     for kwargs, error, message in cases:
         with pytest.raises(error, match=message):
@@ -173,7 +177,7 @@ def test_generate_validates_arguments():
     with pytest.raises(ValueError, match=r"token id 17, outside the vocabulary"):
         generate(model, torch.tensor([[17]]), 2)
     with pytest.raises(
-        ValueError, match=r"stop_tokens must be token ids in \[0, 16\], got \[3, 99\]"
+        ValueError, match=r"stop_tokens\[1\] must be an integer in \[0, 16\], got 99"
     ):
         generate(model, prompt, 2, stop_tokens=[3, 99])
     with pytest.raises(TypeError, match="model must be a GPT"):

@@ -57,20 +57,24 @@ def test_config_defaults_and_derived_values():
             ValueError,
             r"d_model=512 is not divisible by n_heads=6",
         ),
-        ({"n_layer": 0}, ValueError, r"n_layer must be a positive integer, got 0"),
+        ({"n_layer": 0}, ValueError, r"GPTConfig.n_layer must be an integer >= 1, got 0"),
         (
             {"vocab_size": 65.0},
-            ValueError,
-            r"vocab_size must be a positive integer, got 65\.0",
+            TypeError,
+            r"GPTConfig.vocab_size must be an integer >= 1, got 65\.0",
         ),
-        ({"window": 0}, ValueError, r"window must be None .* got 0"),
-        ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\), got 1\.0"),
+        ({"window": 0}, ValueError, r"window must be an integer >= 1, got 0; None"),
+        (
+            {"dropout": 1.0},
+            ValueError,
+            r"GPTConfig.dropout must be a finite number >= 0 and < 1, got 1\.0",
+        ),
         (
             {"attention": "flash"},
             ValueError,
             r"attention must be one of \('sdpa', 'manual'\)",
         ),
-        ({"d_ff": 0}, ValueError, r"d_ff must be a positive integer or None"),
+        ({"d_ff": 0}, ValueError, r"d_ff must be an integer >= 1, got 0; None means"),
         (
             {"d_model": 12, "n_head": 4, "positional": "rope"},
             ValueError,
@@ -130,7 +134,7 @@ def test_forward_rejects_bad_input():
         model(torch.tensor([[-1, 2]]))
     with pytest.raises(ValueError, match=r"\(batch, seq\).*unsqueeze\(0\)"):
         model(torch.tensor([1, 2]))
-    with pytest.raises(ValueError, match="targets must have the shape of idx"):
+    with pytest.raises(ValueError, match=r"targets must have shape \(2, 4\)"):
         model(torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="last_only"):
         model(
@@ -180,7 +184,7 @@ def test_cached_forward_matches_full_forward(variant):
 def test_cache_errors():
     model = tiny_gpt()
     cache = model.make_cache(2)
-    with pytest.raises(ValueError, match="batch size 3 but the cache was made for 2"):
+    with pytest.raises(ValueError, match=r"cache does not fit.*\(2, 3, 2, any, 8\)"):
         model(torch.zeros(3, 2, dtype=torch.long), cache=cache)
     model(torch.zeros(2, 10, dtype=torch.long), cache=cache)
     with pytest.raises(ValueError, match=r"cache already holds 10.*block_size=12"):
@@ -294,13 +298,15 @@ def test_encoder_rejects_bad_config_and_input():
         ValueError, match=r"positional must be one of \('learned', 'sinusoidal'\)"
     ):
         EncoderConfig(vocab_size=10, max_len=8, positional="rope")
-    with pytest.raises(ValueError, match=r"pad_id must be None or an id in \[0, 9\]"):
+    with pytest.raises(ValueError, match=r"pad_id must be an integer in \[0, 9\]"):
         EncoderConfig(vocab_size=10, max_len=8, pad_id=10)
     model = tiny_encoder()
     with pytest.raises(ValueError, match="longer than max_len=10"):
         model(torch.ones(1, 11, dtype=torch.long))
-    with pytest.raises(ValueError, match="attention_mask must be a"):
-        model(torch.ones(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 3))
+    with pytest.raises(ValueError, match=r"attention_mask must have the shape of idx"):
+        model(torch.ones(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 3).long())
+    with pytest.raises(TypeError, match=r"attention_mask must be a boolean or 0/1"):
+        model(torch.ones(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 4))
 
 
 @pytest.mark.parametrize("pooling", ["first", "mean"])
@@ -314,7 +320,7 @@ def test_sequence_classifier(pooling):
     # Padding never changes the prediction.
     single, _ = classifier(torch.tensor([[6, 7]]))
     torch.testing.assert_close(logits[1:], single, atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="pooling must be 'first' or 'mean'"):
+    with pytest.raises(ValueError, match=r"pooling must be one of \('first', 'mean'\)"):
         SequenceClassifier(tiny_encoder(), 3, pooling="max")
     with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
         SequenceClassifier(tiny_encoder(), 1)
@@ -357,9 +363,9 @@ def test_mask_tokens_follows_bert_statistics():
 
 def test_mask_tokens_rejects_bad_arguments():
     ids = torch.ones(2, 3, dtype=torch.long)
-    with pytest.raises(ValueError, match=r"prob must be in \(0, 1\], got 0"):
+    with pytest.raises(ValueError, match=r"prob must be a finite number > 0 and <= 1"):
         mask_tokens(ids, 3, 10, prob=0)
-    with pytest.raises(ValueError, match=r"mask_id must be an id in \[0, 9\], got 10"):
+    with pytest.raises(ValueError, match=r"mask_id must be an integer in \[0, 9\], got 10"):
         mask_tokens(ids, 10, 10)
     with pytest.raises(TypeError, match="integer tensor"):
         mask_tokens(ids.float(), 3, 10)
@@ -432,9 +438,7 @@ def test_seq2seq_learns_to_reverse_and_greedy_decodes():
 
 
 def test_seq2seq_config_errors():
-    with pytest.raises(
-        ValueError, match="pad_id must be an id valid in both vocabularies"
-    ):
+    with pytest.raises(ValueError, match=r"pad_id must be an integer in \[0, 4\], got 7"):
         Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=5, pad_id=7)
     with pytest.raises(ValueError, match="d_model=512 is not divisible by n_heads=6"):
         Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=5, d_model=512, n_head=6)

@@ -126,16 +126,24 @@ def test_sample_is_reproducible_and_follows_counts() -> None:
 
 
 def test_bad_inputs() -> None:
-    with pytest.raises(ValueError, match=r"order=0 must be an int >= 1"):
+    with pytest.raises(ValueError, match=r"order must be an integer >= 1, got 0"):
         NGramModel(0, 10)
-    with pytest.raises(ValueError, match=r"order=2.0 must be an int >= 1"):
+    with pytest.raises(TypeError, match=r"order must be an integer >= 1, got 2\.0"):
         NGramModel(2.0, 10)
-    with pytest.raises(ValueError, match=r"vocab_size=-3 must be an int >= 1"):
+    with pytest.raises(TypeError, match=r"order must be an integer >= 1, got True"):
+        NGramModel(True, 10)
+    with pytest.raises(ValueError, match=r"vocab_size must be an integer >= 1, got -3"):
         NGramModel(2, -3)
-    with pytest.raises(ValueError, match=r"add_k=-1 must be a number >= 0"):
+    with pytest.raises(ValueError, match=r"add_k must be a finite number >= 0, got -1"):
         NGramModel(2, 10, add_k=-1)
-    with pytest.raises(ValueError, match=r"add_k=nan must be a number >= 0"):
+    with pytest.raises(ValueError, match=r"add_k must be a finite number >= 0, got nan"):
         NGramModel(2, 10, add_k=float("nan"))
+    with pytest.raises(ValueError, match=r"add_k must be a finite number >= 0, got inf"):
+        NGramModel(2, 10, add_k=float("inf"))
+    with pytest.raises(TypeError, match=r"add_k must be .* got '1' \(str\)"):
+        NGramModel(2, 10, add_k="1")
+    with pytest.raises(TypeError, match=r"add_k must be .* got None \(NoneType\)"):
+        NGramModel(2, 10, add_k=None)
     with pytest.raises(
         ValueError, match=r"order=12 with vocab_size=65 .*smaller order"
     ):
@@ -161,9 +169,7 @@ def test_bad_inputs() -> None:
         model.fit(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(TypeError, match=r"dtype torch.float32"):
         model.fit(torch.zeros(5))
-    with pytest.raises(
-        ValueError, match=r"next_id=5 is outside the vocabulary \[0, 5\)"
-    ):
+    with pytest.raises(ValueError, match=r"next_id must be an integer in \[0, 4\], got 5"):
         model.prob([0, 1], 5)
-    with pytest.raises(ValueError, match=r"num_tokens=-1 must be an int >= 0"):
+    with pytest.raises(ValueError, match=r"num_tokens must be an integer >= 0, got -1"):
         model.sample([0, 1], -1)

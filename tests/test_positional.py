@@ -113,7 +113,7 @@ def test_alibi_slopes_for_any_head_count():
     for n in (1, 3, 5, 12):
         slopes = alibi_slopes(n)
         assert slopes.shape == (n,) and len(set(slopes.tolist())) == n
-    with pytest.raises(ValueError, match="n_heads must be a positive integer"):
+    with pytest.raises(ValueError, match="n_heads must be an integer >= 1, got 0"):
         alibi_slopes(0)
 
 

@@ -20,7 +20,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lm_course.attention import BACKENDS, check_heads, padding_mask
-from lm_course.models.blocks import Block, check_token_ids, init_weights
+from lm_course.checks import (
+    FromDict,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_targets,
+    check_token_ids,
+    describe,
+)
+from lm_course.models.blocks import Block, check_once, init_weights
 from lm_course.positional import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
@@ -29,14 +39,11 @@ from lm_course.positional import (
 __all__ = ["EncoderConfig", "TransformerEncoder", "SequenceClassifier", "mask_tokens"]
 
 IGNORE_INDEX = -100
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+POSITIONAL_KINDS = ("learned", "sinusoidal")
 
 
 @dataclass
-class EncoderConfig:
+class EncoderConfig(FromDict):
     """Hyper-parameters of :class:`TransformerEncoder`, checked when the config is created.
 
     ``max_len`` is the longest input; ``pad_id`` (or ``None``) is the padding token, used to
@@ -57,36 +64,26 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_len", "n_layer", "n_head", "d_model"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(
-                    f"EncoderConfig.{name} must be a positive integer, got {value!r}"
-                )
+            value = check_int(f"EncoderConfig.{name}", getattr(self, name), minimum=1)
+            setattr(self, name, value)
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        elif not _is_int(self.d_ff) or self.d_ff < 1:
-            raise ValueError(
-                f"EncoderConfig.d_ff must be a positive integer or None, got {self.d_ff!r}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(
-                f"EncoderConfig.dropout must be in [0, 1), got {self.dropout}"
-            )
-        if self.attention not in BACKENDS:
-            raise ValueError(
-                f"EncoderConfig.attention must be one of {BACKENDS}, got {self.attention!r}"
-            )
-        if self.positional not in ("learned", "sinusoidal"):
-            raise ValueError(
-                f"EncoderConfig.positional must be one of ('learned', 'sinusoidal'), "
-                f"got {self.positional!r}"
-            )
-        if self.pad_id is not None and not (
-            _is_int(self.pad_id) and 0 <= self.pad_id < self.vocab_size
-        ):
-            raise ValueError(
-                f"EncoderConfig.pad_id must be None or an id in [0, {self.vocab_size - 1}], "
-                f"got {self.pad_id!r}"
+        self.d_ff = check_int(
+            "EncoderConfig.d_ff", self.d_ff, minimum=1, hint="; None means 4 * d_model"
+        )
+        check_number(
+            "EncoderConfig.dropout", self.dropout, minimum=0, maximum=1, strict_max=True
+        )
+        check_bool("EncoderConfig.bias", self.bias)
+        check_choice("EncoderConfig.attention", self.attention, BACKENDS)
+        check_choice("EncoderConfig.positional", self.positional, POSITIONAL_KINDS)
+        if self.pad_id is not None:
+            self.pad_id = check_int(
+                "EncoderConfig.pad_id",
+                self.pad_id,
+                minimum=0,
+                maximum=self.vocab_size - 1,
+                hint="; None means no padding",
             )
         check_heads(self.d_model, self.n_head)
 
@@ -118,43 +115,15 @@ class TransformerEncoder(nn.Module):
         # The MLM head reuses the embedding matrix (tied) plus one bias per token.
         self.mlm_bias = nn.Parameter(torch.zeros(c.vocab_size))
         init_weights(self, c.n_layer)
-
-    def _keep_mask(self, idx: Tensor, attention_mask: Tensor | None) -> Tensor | None:
-        if attention_mask is None:
-            return None if self.config.pad_id is None else idx != self.config.pad_id
-        if not isinstance(attention_mask, Tensor) or attention_mask.shape != idx.shape:
-            shape = (
-                tuple(attention_mask.shape)
-                if isinstance(attention_mask, Tensor)
-                else None
-            )
-            raise ValueError(
-                f"attention_mask must be a (batch, seq) tensor like idx {tuple(idx.shape)} "
-                f"(1/True = real token, 0/False = padding), got {shape}"
-            )
-        return attention_mask
+        check_once(self)
 
     def encode(self, idx: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Contextual vectors ``(batch, seq, d_model)`` for token ids ``(batch, seq)``.
 
-        ``attention_mask`` ``(batch, seq)``: 1/True for real tokens, 0/False for padding.
-        Without it, positions equal to ``config.pad_id`` are treated as padding.
+        ``attention_mask`` ``(batch, seq)``: 1/True for real tokens, 0/False for
+        padding. Without it, positions equal to ``config.pad_id`` are padding.
         """
-        c = self.config
-        check_token_ids(idx, c.vocab_size, "idx")
-        if idx.size(1) > c.max_len:
-            raise ValueError(
-                f"sequence of {idx.size(1)} tokens is longer than max_len={c.max_len}; "
-                f"truncate the input"
-            )
-        keep = self._keep_mask(idx, attention_mask)
-        mask = None if keep is None else padding_mask(keep)  # (batch, 1, 1, seq)
-        x = self.pos_emb(self.tok_emb(idx))
-        if c.dropout > 0.0:
-            x = F.dropout(x, p=c.dropout, training=self.training)
-        for block in self.blocks:
-            x = block(x, mask=mask)
-        return self.ln_f(x)
+        return self._encode(idx, self._check(idx, attention_mask))
 
     def forward(
         self,
@@ -162,27 +131,60 @@ class TransformerEncoder(nn.Module):
         targets: Tensor | None = None,
         attention_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        """MLM logits ``(batch, seq, vocab_size)`` and the loss over targets that are not -100.
+        """MLM logits ``(batch, seq, vocab_size)`` and the loss over targets not -100.
 
         Args:
             idx: ``(batch, seq)`` token ids, with some replaced by :func:`mask_tokens`.
-            targets: ``(batch, seq)`` original ids at masked positions, ``-100`` elsewhere.
+            targets: ``(batch, seq)`` original ids at masked positions, ``-100``
+                elsewhere.
             attention_mask: ``(batch, seq)`` 1/True = real token, 0/False = padding.
         """
-        hidden = self.encode(idx, attention_mask)
+        keep = self._check(idx, attention_mask)
+        if targets is not None:
+            check_targets(targets, tuple(idx.shape), self.config.vocab_size, "targets")
+        hidden = self._encode(idx, keep)
         logits = F.linear(hidden, self.tok_emb.weight, self.mlm_bias)
         loss = None
         if targets is not None:
-            if not isinstance(targets, Tensor) or targets.shape != idx.shape:
-                raise ValueError(
-                    f"targets must have the shape of idx {tuple(idx.shape)}"
-                )
             loss = F.cross_entropy(
                 logits.view(-1, logits.size(-1)),
                 targets.reshape(-1),
                 ignore_index=IGNORE_INDEX,
             )
         return logits, loss
+
+    def _encode(self, idx: Tensor, keep: Tensor | None) -> Tensor:
+        """The encoder itself, on checked inputs; ``keep`` ``(batch, seq)`` or None."""
+        mask = None if keep is None else padding_mask(keep)  # (batch, 1, 1, seq)
+        x = self.pos_emb(self.tok_emb(idx))
+        if self.config.dropout > 0.0:
+            x = F.dropout(x, p=self.config.dropout, training=self.training)
+        for block in self.blocks:
+            x = block(x, mask=mask)
+        return self.ln_f(x)
+
+    def _check(self, idx: Tensor, attention_mask: Tensor | None) -> Tensor | None:
+        """Check one call at the boundary; returns the keep mask ``(batch, seq)``."""
+        c = self.config
+        check_token_ids(idx, c.vocab_size, "idx", device=self.tok_emb.weight.device)
+        if idx.size(1) > c.max_len:
+            raise ValueError(
+                f"sequence of {idx.size(1)} tokens is longer than max_len={c.max_len}; "
+                f"truncate the input"
+            )
+        if attention_mask is None:
+            return None if c.pad_id is None else idx != c.pad_id
+        what = "a boolean or 0/1 integer tensor (1/True = real token, 0 = padding)"
+        if not isinstance(attention_mask, Tensor) or attention_mask.is_floating_point():
+            raise TypeError(
+                f"attention_mask must be {what}, got {describe(attention_mask)}"
+            )
+        if attention_mask.shape != idx.shape:
+            raise ValueError(
+                f"attention_mask must have the shape of idx {tuple(idx.shape)}, got "
+                f"{tuple(attention_mask.shape)}"
+            )
+        return attention_mask
 
 
 class SequenceClassifier(nn.Module):
@@ -210,11 +212,11 @@ class SequenceClassifier(nn.Module):
             raise TypeError(
                 f"encoder must be a TransformerEncoder, got {type(encoder).__name__}"
             )
-        if not _is_int(n_classes) or n_classes < 2:
-            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
-        if pooling not in ("first", "mean"):
-            raise ValueError(f"pooling must be 'first' or 'mean', got {pooling!r}")
+        check_int("n_classes", n_classes, minimum=2)
+        check_choice("pooling", pooling, ("first", "mean"))
+        check_number("dropout", dropout, minimum=0, maximum=1, strict_max=True)
         self.encoder, self.pooling, self.dropout = encoder, pooling, dropout
+        self.n_classes = n_classes
         self.head = nn.Linear(encoder.config.d_model, n_classes)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
@@ -225,22 +227,21 @@ class SequenceClassifier(nn.Module):
         attention_mask: Tensor | None = None,
         labels: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        """Class logits ``(batch, n_classes)``; the loss too when labels ``(batch,)`` are given."""
-        hidden = self.encoder.encode(idx, attention_mask)  # (batch, seq, d_model)
+        """Class logits ``(batch, n_classes)``, and the loss for labels ``(batch,)``."""
+        keep = self.encoder._check(idx, attention_mask)
+        if labels is not None:
+            check_targets(labels, (idx.size(0),), self.n_classes, "labels")
+        hidden = self.encoder._encode(idx, keep)  # (batch, seq, d_model)
         if self.pooling == "first":
             pooled = hidden[:, 0]
+        elif keep is None:
+            pooled = hidden.mean(dim=1)
         else:
-            keep = self.encoder._keep_mask(idx, attention_mask)
-            if keep is None:
-                pooled = hidden.mean(dim=1)
-            else:
-                weights = keep.to(hidden.dtype).unsqueeze(-1)  # (batch, seq, 1)
-                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            weights = keep.to(hidden.dtype).unsqueeze(-1)  # (batch, seq, 1)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         logits = self.head(F.dropout(pooled, p=self.dropout, training=self.training))
         loss = None
         if labels is not None:
-            if not isinstance(labels, Tensor) or labels.shape != (idx.size(0),):
-                raise ValueError(f"labels must have shape (batch,) = ({idx.size(0)},)")
             loss = F.cross_entropy(logits, labels)
         return logits, loss
 
@@ -278,15 +279,14 @@ def mask_tokens(
         or ids.is_floating_point()
         or ids.dtype == torch.bool
     ):
-        raise TypeError("ids must be an integer tensor of token ids")
-    if not _is_int(vocab_size) or vocab_size < 2:
-        raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
-    if not _is_int(mask_id) or not 0 <= mask_id < vocab_size:
-        raise ValueError(
-            f"mask_id must be an id in [0, {vocab_size - 1}], got {mask_id!r}"
+        raise TypeError(
+            f"ids must be an integer tensor of token ids, got {describe(ids)}"
         )
-    if not 0.0 < prob <= 1.0:
-        raise ValueError(f"prob must be in (0, 1], got {prob}; BERT uses 0.15")
+    check_int("vocab_size", vocab_size, minimum=2)
+    check_int("mask_id", mask_id, minimum=0, maximum=vocab_size - 1)
+    check_number(
+        "prob", prob, minimum=0, maximum=1, strict_min=True, hint="; BERT uses 0.15"
+    )
     special = torch.tensor(sorted(set(special_ids) | {mask_id}), dtype=ids.dtype)
     allowed = torch.ones(vocab_size, dtype=torch.bool)
     allowed[special[(special >= 0) & (special < vocab_size)]] = False

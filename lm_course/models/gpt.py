@@ -1,17 +1,20 @@
 """A decoder-only Transformer language model in the style of GPT-2.
 
-It learns ``P(w_{t+1} | w_1 .. w_t) = softmax(W_o h_t)`` (article 001, section 4) for every
-position ``t`` at once: a causal mask lets position ``t`` read positions ``<= t`` only, so
-one forward pass over a ``(batch, seq)`` block yields ``seq`` next-token predictions.
+It learns ``P(w_{t+1} | w_1 .. w_t) = softmax(W_o h_t)`` (article 001, section 4) for
+every position ``t`` at once: a causal mask lets position ``t`` read positions ``<= t``
+only, so one forward pass over a ``(batch, seq)`` block yields ``seq`` next-token
+predictions.
 
 Choices the config exposes, all covered by the course's tests:
 
 * ``positional``: ``"learned"`` (GPT-2), ``"sinusoidal"``, ``"rope"`` or ``"alibi"``;
 * ``window``: sliding-window (local) attention over the last ``window`` tokens;
-* ``attention``: PyTorch's fused kernel (``"sdpa"``) or the written-out one (``"manual"``).
+* ``attention``: PyTorch's fused kernel (``"sdpa"``) or the written-out one
+  (``"manual"``).
 
-Decoding one token at a time re-reads the whole prefix unless the keys and values of past
-positions are kept: :class:`KVCache` stores them, so each new token costs one position.
+Decoding one token at a time re-reads the whole prefix unless the keys and values of
+past positions are kept: a :class:`~lm_course.models.kvcache.KVCache` stores them, so
+each new token costs one position.
 """
 
 from __future__ import annotations
@@ -23,7 +26,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lm_course.attention import BACKENDS, check_heads, sliding_window_mask
-from lm_course.models.blocks import Block, check_token_ids, init_weights
+from lm_course.checks import (
+    FromDict,
+    check_bool,
+    check_choice,
+    check_int,
+    check_kv_cache,
+    check_number,
+    check_targets,
+    check_token_ids,
+)
+from lm_course.models.blocks import Block, check_once, init_weights
+from lm_course.models.kvcache import KVCache
 from lm_course.positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
@@ -36,17 +50,14 @@ __all__ = ["GPTConfig", "GPT", "KVCache", "POSITIONAL_KINDS"]
 POSITIONAL_KINDS = ("learned", "sinusoidal", "rope", "alibi")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @dataclass
-class GPTConfig:
+class GPTConfig(FromDict):
     """Hyper-parameters of :class:`GPT`, checked when the config is created.
 
     The defaults of the optional fields are the course's CPU reference model (4 layers,
     4 heads, width 128); ``block_size`` is the longest context the model can read.
-    ``d_ff`` defaults to ``4 * d_model``.
+    ``d_ff`` defaults to ``4 * d_model``. ``GPTConfig.from_dict(data, source=path)``
+    rebuilds one read from a file.
     """
 
     vocab_size: int
@@ -64,47 +75,31 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(
-                    f"GPTConfig.{name} must be a positive integer, got {value!r}"
-                )
+            value = check_int(f"GPTConfig.{name}", getattr(self, name), minimum=1)
+            setattr(self, name, value)
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        elif not _is_int(self.d_ff) or self.d_ff < 1:
-            raise ValueError(
-                f"GPTConfig.d_ff must be a positive integer or None (= 4 * d_model), "
-                f"got {self.d_ff!r}"
+        self.d_ff = check_int(
+            "GPTConfig.d_ff", self.d_ff, minimum=1, hint="; None means 4 * d_model"
+        )
+        check_number(
+            "GPTConfig.dropout", self.dropout, minimum=0, maximum=1, strict_max=True
+        )
+        check_bool("GPTConfig.bias", self.bias)
+        check_bool("GPTConfig.tie_weights", self.tie_weights)
+        check_choice("GPTConfig.attention", self.attention, BACKENDS)
+        check_choice("GPTConfig.positional", self.positional, POSITIONAL_KINDS)
+        if self.window is not None:
+            hint = "; None means full causal attention"
+            self.window = check_int(
+                "GPTConfig.window", self.window, minimum=1, hint=hint
             )
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
-            raise TypeError(
-                f"GPTConfig.dropout must be a float in [0, 1), got {self.dropout!r}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
-        if self.attention not in BACKENDS:
-            raise ValueError(
-                f"GPTConfig.attention must be one of {BACKENDS}, got {self.attention!r}"
-            )
-        if self.positional not in POSITIONAL_KINDS:
-            raise ValueError(
-                f"GPTConfig.positional must be one of {POSITIONAL_KINDS}, got {self.positional!r}"
-            )
-        if self.window is not None and (not _is_int(self.window) or self.window < 1):
-            raise ValueError(
-                f"GPTConfig.window must be None (full causal attention) or a positive "
-                f"integer, got {self.window!r}"
-            )
-        for name in ("bias", "tie_weights"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(
-                    f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}"
-                )
         check_heads(self.d_model, self.n_head)
         if self.positional == "rope" and self.d_head % 2:
             raise ValueError(
                 f"positional='rope' needs an even head width, but d_model / n_head = "
-                f"{self.d_model} / {self.n_head} = {self.d_head}; change d_model or n_head"
+                f"{self.d_model} / {self.n_head} = {self.d_head}; change d_model or "
+                "n_head"
             )
         if self.positional == "sinusoidal" and self.d_model % 2:
             raise ValueError(
@@ -117,59 +112,12 @@ class GPTConfig:
         return self.d_model // self.n_head
 
 
-class KVCache:
-    """Keys and values of past positions, preallocated for ``max_len`` positions.
-
-    ``k`` and ``v`` are ``(n_layer, batch, heads, max_len, d_head)``; ``pos`` counts the
-    positions already stored. During a forward pass every layer calls :meth:`update` with
-    the keys and values of the new tokens; the model then calls :meth:`advance`.
-    """
-
-    def __init__(
-        self,
-        n_layer: int,
-        batch_size: int,
-        n_head: int,
-        max_len: int,
-        d_head: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        shape = (n_layer, batch_size, n_head, max_len, d_head)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.batch_size, self.max_len, self.pos = batch_size, max_len, 0
-
-    def update(self, layer_idx: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store ``k, v`` ``(batch, heads, new, d_head)`` after the past ones of this layer.
-
-        Returns all keys and values so far, ``(batch, heads, pos + new, d_head)``.
-        """
-        end = self.pos + k.size(2)
-        if end > self.max_len:
-            raise ValueError(
-                f"KV cache is full: {self.pos} stored + {k.size(2)} new > max_len={self.max_len}"
-            )
-        self.k[layer_idx, :, :, self.pos : end] = k
-        self.v[layer_idx, :, :, self.pos : end] = v
-        return self.k[layer_idx, :, :, :end], self.v[layer_idx, :, :, :end]
-
-    def advance(self, n: int) -> None:
-        """Mark ``n`` more positions as stored (called once per forward pass)."""
-        self.pos += n
-
-    def reset(self) -> None:
-        """Forget everything (the tensors are reused)."""
-        self.pos = 0
-
-
 class GPT(nn.Module):
-    """Decoder-only Transformer: embeddings, ``n_layer`` pre-LN blocks, final LayerNorm, head.
+    """Decoder-only Transformer: embeddings, ``n_layer`` pre-LN blocks, LayerNorm, head.
 
     ``forward(idx (batch, seq), targets=None, cache=None) -> (logits, loss)`` with logits
-    ``(batch, seq, vocab_size)``; ``loss`` is the mean cross-entropy over the targets that
-    are not ``-100``, or ``None`` without targets.
+    ``(batch, seq, vocab_size)``; ``loss`` is the mean cross-entropy over the targets
+    that are not ``-100``, or ``None`` without targets.
     """
 
     def __init__(self, config: GPTConfig) -> None:
@@ -211,6 +159,7 @@ class GPT(nn.Module):
         if c.tie_weights:
             # The same matrix maps ids to vectors and vectors to scores over ids.
             self.lm_head.weight = self.tok_emb.weight
+        check_once(self)
 
     # ------------------------------------------------------------------ forward
 
@@ -230,32 +179,16 @@ class GPT(nn.Module):
                 positions set to ``-100`` are ignored.
             cache: a :class:`KVCache` from :meth:`make_cache`; ``idx`` then holds the
                 *new* tokens only, which sit at positions ``cache.pos ..``.
-            last_only: return logits ``(batch, 1, vocab_size)`` for the last position only,
-                which saves the biggest matmul when sampling. Not allowed with targets.
+            last_only: return logits ``(batch, 1, vocab_size)`` for the last position
+                only, which saves the biggest matmul when sampling. Not with targets.
 
         Returns:
-            ``(logits, loss)``: logits ``(batch, seq, vocab_size)`` (or ``(batch, 1, ...)``),
-            loss a scalar tensor or ``None``.
+            ``(logits, loss)``: logits ``(batch, seq, vocab_size)`` (or
+            ``(batch, 1, vocab_size)``), loss a scalar tensor or ``None``.
         """
+        start = self._check(idx, targets, cache, last_only)
         c = self.config
-        check_token_ids(idx, c.vocab_size, "idx")
-        b, t = idx.shape
-        start = 0 if cache is None else cache.pos
-        if start + t > c.block_size:
-            where = f" (the cache already holds {start})" if cache is not None else ""
-            raise ValueError(
-                f"sequence of {t} tokens{where} is longer than block_size={c.block_size}; "
-                f"crop the input to its last {c.block_size - start} tokens"
-            )
-        if cache is not None and cache.batch_size != b:
-            raise ValueError(
-                f"idx has batch size {b} but the cache was made for {cache.batch_size}"
-            )
-        if last_only and targets is not None:
-            raise ValueError(
-                "last_only=True returns one position; it cannot be used with targets"
-            )
-
+        t = idx.size(1)
         x = self.tok_emb(idx)  # (batch, seq, d_model)
         if self.pos_emb is not None:
             x = self.pos_emb(x, start)
@@ -284,15 +217,6 @@ class GPT(nn.Module):
         logits = self.lm_head(x)  # (batch, seq, vocab_size)
         loss = None
         if targets is not None:
-            if not isinstance(targets, Tensor) or targets.shape != idx.shape:
-                shape = (
-                    tuple(targets.shape)
-                    if isinstance(targets, Tensor)
-                    else type(targets)
-                )
-                raise ValueError(
-                    f"targets must have the shape of idx {tuple(idx.shape)}, got {shape}"
-                )
             loss = F.cross_entropy(
                 logits.view(-1, logits.size(-1)),
                 targets.reshape(-1).long(),
@@ -300,15 +224,47 @@ class GPT(nn.Module):
             )
         return logits, loss
 
+    def _check(
+        self,
+        idx: Tensor,
+        targets: Tensor | None,
+        cache: KVCache | None,
+        last_only: bool,
+    ) -> int:
+        """Check one call at the model's boundary; returns the first position."""
+        c, weight = self.config, self.tok_emb.weight
+        check_token_ids(idx, c.vocab_size, "idx", device=weight.device)
+        b, t = idx.shape
+        start = 0
+        if cache is not None:
+            need = (c.n_layer, b, c.n_head, None, c.d_head)
+            check_kv_cache(cache, need, weight.dtype, weight.device)
+            start = cache.pos
+        if start + t > c.block_size:
+            where = f" (the cache already holds {start})" if cache is not None else ""
+            raise ValueError(
+                f"sequence of {t} tokens{where} is longer than "
+                f"block_size={c.block_size}; crop the input to its last "
+                f"{c.block_size - start} tokens"
+            )
+        if targets is not None:
+            if last_only:
+                raise ValueError(
+                    "last_only=True returns one position; it cannot be used with targets"
+                )
+            check_targets(targets, (b, t), c.vocab_size, "targets")
+        return start
+
     # ------------------------------------------------------------------ helpers
 
     def make_cache(self, batch_size: int) -> KVCache:
-        """An empty :class:`KVCache` for ``batch_size`` rows, on the model's device and dtype."""
+        """An empty :class:`KVCache` for ``batch_size`` rows, on the model's device and
+        dtype."""
         c = self.config
         w = self.tok_emb.weight
         return KVCache(
             c.n_layer,
-            batch_size,
+            check_int("batch_size", batch_size, minimum=1),
             c.n_head,
             c.block_size,
             c.d_head,

@@ -27,6 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lm_course.checks import (
+    FromDict,
+    check_int,
+    check_number,
+    check_targets,
+    check_token_ids,
+    describe,
+)
+
 #: The LSTM's recurrent state: hidden and cell tensors, each ``(n_layers, batch, d_hidden)``.
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
@@ -35,7 +44,7 @@ IGNORE_INDEX = -100
 
 
 @dataclass
-class LSTMConfig:
+class LSTMConfig(FromDict):
     """Sizes of an :class:`LSTMLanguageModel`.
 
     Args:
@@ -55,19 +64,17 @@ class LSTMConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_embed", "d_hidden", "n_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"LSTMConfig.{name}={value!r} must be an int >= 1")
-        dropout = self.dropout
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-            raise ValueError(
-                f"LSTMConfig.dropout={dropout!r} must be a number in [0, 1)"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                f"LSTMConfig.dropout={dropout!r} must be in [0, 1): it is the probability of "
-                "zeroing a value (0.1 or 0.2 are usual; 0 turns dropout off)"
-            )
+            value = check_int(f"LSTMConfig.{name}", getattr(self, name), minimum=1)
+            setattr(self, name, value)
+        check_number(
+            "LSTMConfig.dropout",
+            self.dropout,
+            minimum=0,
+            maximum=1,
+            strict_max=True,
+            hint=" (the probability of zeroing a value: 0.1 or 0.2 are usual, 0 turns "
+            "dropout off)",
+        )
 
 
 class LSTMLanguageModel(nn.Module):
@@ -105,12 +112,7 @@ class LSTMLanguageModel(nn.Module):
         Returns ``(h, c)``, each of shape ``(n_layers, batch_size, d_hidden)``. Passing
         ``state=None`` to :meth:`forward` does the same.
         """
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, int)
-            or batch_size < 1
-        ):
-            raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
+        check_int("batch_size", batch_size, minimum=1)
         weight = self.head.weight
         shape = (self.config.n_layers, batch_size, self.config.d_hidden)
         device = weight.device if device is None else device
@@ -149,15 +151,11 @@ class LSTMLanguageModel(nn.Module):
             cross-entropy over all ``batch * seq`` positions, a scalar (None without targets);
             and the state after the last position, for the next call.
         """
-        self._check_ids(idx, "idx")
+        weight = self.head.weight
+        check_token_ids(idx, self.config.vocab_size, "idx", device=weight.device)
         batch, seq = idx.shape
         if targets is not None:
-            self._check_ids(targets, "targets", ignore_index=IGNORE_INDEX)
-            if targets.shape != idx.shape:
-                raise ValueError(
-                    f"targets has shape {tuple(targets.shape)} but idx has {tuple(idx.shape)}; "
-                    "targets[b, t] must be the token that follows idx[b, t]"
-                )
+            check_targets(targets, (batch, seq), self.config.vocab_size, "targets")
         if state is not None:
             self._check_state(state, batch)
 
@@ -179,51 +177,24 @@ class LSTMLanguageModel(nn.Module):
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def _check_ids(
-        self, ids: torch.Tensor, name: str, ignore_index: int | None = None
-    ) -> None:
-        """Refuse anything but a (batch, seq) integer tensor of ids in [0, vocab_size).
-
-        Caught here, a bad batch gives a message naming the problem instead of an index
-        error deep inside ``nn.Embedding`` (or a device-side assert on a GPU).
-        """
-        if (
-            not isinstance(ids, torch.Tensor)
-            or ids.is_floating_point()
-            or ids.is_complex()
-            or ids.dtype == torch.bool
-        ):
-            raise TypeError(
-                f"{name} must be an integer tensor of token ids, got "
-                f"{getattr(ids, 'dtype', type(ids).__name__)}"
-            )
-        if ids.dim() != 2 or ids.shape[1] == 0:
-            raise ValueError(
-                f"{name} must have shape (batch, seq) with seq >= 1, got {tuple(ids.shape)}; "
-                f"for one sequence use {name}[None]"
-            )
-        valid = ids[ids != ignore_index] if ignore_index is not None else ids
-        if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.vocab_size):
-            extra = f" (or {ignore_index}, ignored)" if ignore_index is not None else ""
-            raise ValueError(
-                f"{name} has ids in [{valid.min().item()}, {valid.max().item()}], outside "
-                f"[0, vocab_size={self.config.vocab_size}){extra}; was the model configured "
-                "with the tokenizer's vocab_size?"
-            )
-
     def _check_state(self, state: LSTMState, batch: int) -> None:
         expected = (self.config.n_layers, batch, self.config.d_hidden)
+        weight = self.head.weight
         if not isinstance(state, tuple | list) or len(state) != 2:
             raise TypeError(
-                "state must be a tuple (h, c), as returned by forward or init_state"
+                "state must be a tuple (h, c), as returned by forward or init_state, "
+                f"got {describe(state)}"
             )
         for name, tensor in zip(("h", "c"), state):
             if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != expected:
-                shape = (
-                    tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else tensor
-                )
                 raise ValueError(
-                    f"state {name} has shape {shape}, expected (n_layers, batch, d_hidden) = "
-                    f"{expected}; use init_state(batch_size) or the state from the last call "
-                    "with the same batch size"
+                    f"state {name} must have shape (n_layers, batch, d_hidden) = "
+                    f"{expected}, got {describe(tensor)}; use init_state(batch_size) or "
+                    "the state from the last call with the same batch size"
+                )
+            if tensor.dtype != weight.dtype or tensor.device != weight.device:
+                raise ValueError(
+                    f"state {name} is {tensor.dtype} on {tensor.device}, but the model "
+                    f"is {weight.dtype} on {weight.device}; use init_state(batch_size) "
+                    "or the state from the last call"
                 )

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 
 import torch
 
+from lm_course.checks import check_int, check_number
+
 _MAX_INDEX = 2**63 - 1  # the largest int64
 
 
@@ -47,19 +49,15 @@ class NGramModel:
     """
 
     def __init__(self, order: int, vocab_size: int, add_k: float = 1.0) -> None:
-        _check_positive_int(order, "order", "e.g. order=2 for a bigram model")
-        _check_positive_int(
-            vocab_size, "vocab_size", "the number of distinct token ids"
+        check_int("order", order, minimum=1, hint=" (e.g. order=2 for a bigram model)")
+        check_int("vocab_size", vocab_size, minimum=1, hint=" (distinct token ids)")
+        check_number(
+            "add_k",
+            add_k,
+            minimum=0,
+            hint=" (1.0 is Laplace smoothing; smaller values, e.g. 0.01, trust the "
+            "counts more)",
         )
-        if (
-            isinstance(add_k, bool)
-            or not isinstance(add_k, int | float)
-            or not add_k >= 0
-        ):
-            raise ValueError(
-                f"add_k={add_k!r} must be a number >= 0; 1.0 is Laplace smoothing, smaller "
-                "values (e.g. 0.01) trust the counts more"
-            )
         if vocab_size**order > _MAX_INDEX:
             raise ValueError(
                 f"order={order} with vocab_size={vocab_size} gives {vocab_size}**{order} "
@@ -123,12 +121,7 @@ class NGramModel:
 
     def prob(self, context: Sequence[int] | torch.Tensor, next_id: int) -> float:
         """P(``next_id`` | the last ``order - 1`` tokens of ``context``)."""
-        if isinstance(next_id, bool) or not isinstance(next_id, int):
-            raise TypeError(f"next_id must be an int token id, got {next_id!r}")
-        if not 0 <= next_id < self.vocab_size:
-            raise ValueError(
-                f"next_id={next_id} is outside the vocabulary [0, {self.vocab_size})"
-            )
+        check_int("next_id", next_id, minimum=0, maximum=self.vocab_size - 1)
         return self.next_distribution(context)[next_id].item()
 
     def log_likelihood(self, ids: Sequence[int] | torch.Tensor) -> float:
@@ -166,12 +159,7 @@ class NGramModel:
         Returns the new tokens only (not the context). Pass a seeded ``torch.Generator``
         for reproducible samples.
         """
-        if (
-            isinstance(num_tokens, bool)
-            or not isinstance(num_tokens, int)
-            or num_tokens < 0
-        ):
-            raise ValueError(f"num_tokens={num_tokens!r} must be an int >= 0")
+        check_int("num_tokens", num_tokens, minimum=0)
         tokens = self._check_ids(context, "context", min_len=self.order - 1).tolist()
         new: list[int] = []
         for _ in range(num_tokens):
@@ -219,7 +207,7 @@ class NGramModel:
     ) -> torch.Tensor:
         """Turn ``ids`` into a 1-D int64 tensor, checking its length and range."""
         if isinstance(ids, torch.Tensor):
-            if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex():
+            if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
                 raise TypeError(
                     f"{name} must be a 1-D integer tensor, got shape {tuple(ids.shape)} "
                     f"and dtype {ids.dtype}"
@@ -232,7 +220,7 @@ class NGramModel:
                     f"{type(ids).__name__}; encode text with a tokenizer first"
                 )
             for pos, i in enumerate(ids):
-                # A float or bool here is a bug upstream; torch.tensor would quietly cast it.
+                # A float or bool is a bug upstream; torch.tensor would quietly cast it.
                 if isinstance(i, bool) or not isinstance(i, int):
                     raise TypeError(f"{name}[{pos}]={i!r} is not an int token id")
             ids = torch.tensor(ids, dtype=torch.long)
@@ -244,12 +232,8 @@ class NGramModel:
         if len(ids) and (ids.min() < 0 or ids.max() >= self.vocab_size):
             bad = ids[(ids < 0) | (ids >= self.vocab_size)][0].item()
             raise ValueError(
-                f"{name} contains token id {bad}, outside [0, vocab_size={self.vocab_size}); "
-                "was the model built with the tokenizer's vocab_size?"
+                f"{name} contains token id {bad}, outside [0, "
+                f"vocab_size={self.vocab_size}); was the model built with the "
+                "tokenizer's vocab_size?"
             )
         return ids
-
-
-def _check_positive_int(value: object, name: str, hint: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an int >= 1 ({hint})")

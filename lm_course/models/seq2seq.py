@@ -23,18 +23,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lm_course.attention import BACKENDS, causal_mask, check_heads, padding_mask
-from lm_course.models.blocks import Block, check_token_ids, init_weights
+from lm_course.checks import (
+    FromDict,
+    check_bool,
+    check_choice,
+    check_hidden,
+    check_int,
+    check_mask,
+    check_number,
+    check_targets,
+    check_token_ids,
+    describe,
+)
+from lm_course.models.blocks import Block, check_once, init_weights
 from lm_course.positional import SinusoidalPositionalEncoding
 
 __all__ = ["Seq2SeqConfig", "EncoderDecoder", "greedy_decode"]
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(FromDict):
     """Hyper-parameters of :class:`EncoderDecoder`, checked when the config is created.
 
     ``n_layer`` encoder layers and ``n_decoder_layer`` (default: ``n_layer``) decoder
@@ -66,29 +74,28 @@ class Seq2SeqConfig:
             "src_vocab_size", "tgt_vocab_size", "max_len", "n_layer", "n_decoder_layer",
             "n_head", "d_model", "d_ff",
         ):  # fmt: skip
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(
-                    f"Seq2SeqConfig.{name} must be a positive integer, got {value!r}"
-                )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(
-                f"Seq2SeqConfig.dropout must be in [0, 1), got {self.dropout}"
-            )
-        if self.attention not in BACKENDS:
-            raise ValueError(
-                f"Seq2SeqConfig.attention must be one of {BACKENDS}, got {self.attention!r}"
-            )
+            value = check_int(f"Seq2SeqConfig.{name}", getattr(self, name), minimum=1)
+            setattr(self, name, value)
+        check_number(
+            "Seq2SeqConfig.dropout", self.dropout, minimum=0, maximum=1, strict_max=True
+        )
+        check_bool("Seq2SeqConfig.bias", self.bias)
+        check_bool("Seq2SeqConfig.tie_weights", self.tie_weights)
+        check_choice("Seq2SeqConfig.attention", self.attention, BACKENDS)
         smallest = min(self.src_vocab_size, self.tgt_vocab_size)
-        if not _is_int(self.pad_id) or not 0 <= self.pad_id < smallest:
-            raise ValueError(
-                f"Seq2SeqConfig.pad_id must be an id valid in both vocabularies, "
-                f"[0, {smallest - 1}], got {self.pad_id!r}"
-            )
+        hint = " (an id valid in both vocabularies)"
+        self.pad_id = check_int(
+            "Seq2SeqConfig.pad_id",
+            self.pad_id,
+            minimum=0,
+            maximum=smallest - 1,
+            hint=hint,
+        )
         check_heads(self.d_model, self.n_head)
         if self.d_model % 2:
             raise ValueError(
-                f"Seq2SeqConfig.d_model must be even (sinusoidal positions), got {self.d_model}"
+                f"Seq2SeqConfig.d_model must be even (sinusoidal positions), got "
+                f"{self.d_model}"
             )
 
 
@@ -135,63 +142,29 @@ class EncoderDecoder(nn.Module):
             nn.init.normal_(emb.weight, std=c.d_model**-0.5)
         if c.tie_weights:
             self.out.weight = self.tgt_emb.weight
+        check_once(self)
 
-    def _embed(self, emb: nn.Embedding, idx: Tensor) -> Tensor:
-        x = self.pos(emb(idx) * math.sqrt(self.config.d_model))
-        if self.config.dropout > 0.0:
-            x = F.dropout(x, p=self.config.dropout, training=self.training)
-        return x
-
-    def _source_mask(self, src: Tensor, src_mask: Tensor | None) -> Tensor:
-        if src_mask is None:
-            return padding_mask(src != self.config.pad_id)
-        if src_mask.dim() == 1:  # lengths
-            return padding_mask(src_mask, max_len=src.size(1))
-        if src_mask.shape != src.shape:
-            raise ValueError(
-                f"src_mask must be lengths (batch,) or a keep mask shaped like src "
-                f"{tuple(src.shape)}, got {tuple(src_mask.shape)}"
-            )
-        return padding_mask(src_mask)
-
-    def _check_len(self, name: str, idx: Tensor) -> None:
-        if idx.size(1) > self.config.max_len:
-            raise ValueError(
-                f"{name} has {idx.size(1)} tokens, more than max_len={self.config.max_len}; "
-                f"truncate it or build the model with a larger max_len"
-            )
+    # ------------------------------------------------------------------ public calls
 
     def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
         """Encoder output ("memory") ``(batch, src_len, d_model)``.
 
-        ``src_mask``: lengths ``(batch,)`` or a keep mask ``(batch, src_len)`` (True = real
-        token); by default every ``pad_id`` in ``src`` is padding.
+        ``src_mask``: lengths ``(batch,)`` or a keep mask ``(batch, src_len)`` (True =
+        real token); by default every ``pad_id`` in ``src`` is padding.
         """
-        check_token_ids(src, self.config.src_vocab_size, "src")
-        self._check_len("src", src)
-        mask = self._source_mask(src, src_mask)  # (batch, 1, 1, src_len)
-        x = self._embed(self.src_emb, src)
-        for block in self.encoder:
-            x = block(x, mask=mask)
-        return self.enc_ln(x)
+        return self._encode(src, self._check_source(src, src_mask))
 
     def decode(self, tgt_in: Tensor, memory: Tensor, src_mask: Tensor) -> Tensor:
         """Next-token logits ``(batch, tgt_len, tgt_vocab_size)`` for the target prefix.
 
-        ``memory`` comes from :meth:`encode`; ``src_mask`` is the boolean
-        ``(batch, 1, 1, src_len)`` mask of its real tokens.
+        ``memory`` ``(batch, src_len, d_model)`` comes from :meth:`encode`; ``src_mask``
+        is the boolean ``(batch, 1, 1, src_len)`` mask of its real tokens.
         """
-        check_token_ids(tgt_in, self.config.tgt_vocab_size, "tgt_in")
-        self._check_len("tgt_in", tgt_in)
-        t = tgt_in.size(1)
-        # Causal AND not padding: (t, t) & (batch, 1, 1, t) -> (batch, 1, t, t).
-        self_mask = causal_mask(t, device=tgt_in.device) & padding_mask(
-            tgt_in != self.config.pad_id
-        )
-        x = self._embed(self.tgt_emb, tgt_in)
-        for block in self.decoder:
-            x = block(x, mask=self_mask, memory=memory, memory_mask=src_mask)
-        return self.out(self.dec_ln(x))
+        self._check_target("tgt_in", tgt_in, batch=memory.size(0))
+        check_hidden(memory, self.config.d_model, self.out.weight.dtype, "memory")
+        shape = (tgt_in.size(0), self.config.n_head, tgt_in.size(1), memory.size(1))
+        check_mask(src_mask, shape, "src_mask")
+        return self._decode(tgt_in, memory, src_mask)
 
     def forward(
         self,
@@ -205,18 +178,18 @@ class EncoderDecoder(nn.Module):
         Args:
             src: source ids ``(batch, src_len)``.
             tgt_in: decoder input ``(batch, tgt_len)``, starting with BOS.
-            tgt_out: what to predict ``(batch, tgt_len)``, ending with EOS; ``pad_id`` and
-                ``-100`` positions are left out of the loss.
+            tgt_out: what to predict ``(batch, tgt_len)``, ending with EOS; ``pad_id``
+                and ``-100`` positions are left out of the loss.
             src_mask: source lengths ``(batch,)`` or keep mask ``(batch, src_len)``.
         """
-        memory = self.encode(src, src_mask)
-        logits = self.decode(tgt_in, memory, self._source_mask(src, src_mask))
+        mask = self._check_source(src, src_mask)
+        self._check_target("tgt_in", tgt_in, batch=src.size(0))
+        if tgt_out is not None:
+            size = self.config.tgt_vocab_size
+            check_targets(tgt_out, tuple(tgt_in.shape), size, "tgt_out")
+        logits = self._decode(tgt_in, self._encode(src, mask), mask)
         loss = None
         if tgt_out is not None:
-            if not isinstance(tgt_out, Tensor) or tgt_out.shape != tgt_in.shape:
-                raise ValueError(
-                    f"tgt_out must have the shape of tgt_in {tuple(tgt_in.shape)}"
-                )
             targets = tgt_out.masked_fill(tgt_out == self.config.pad_id, -100)
             loss = F.cross_entropy(
                 logits.reshape(-1, logits.size(-1)),
@@ -224,6 +197,70 @@ class EncoderDecoder(nn.Module):
                 ignore_index=-100,
             )
         return logits, loss
+
+    # ------------------------------------------------------------------ the model
+
+    def _embed(self, emb: nn.Embedding, idx: Tensor) -> Tensor:
+        x = self.pos(emb(idx) * math.sqrt(self.config.d_model))
+        if self.config.dropout > 0.0:
+            x = F.dropout(x, p=self.config.dropout, training=self.training)
+        return x
+
+    def _encode(self, src: Tensor, mask: Tensor) -> Tensor:
+        x = self._embed(self.src_emb, src)
+        for block in self.encoder:
+            x = block(x, mask=mask)
+        return self.enc_ln(x)
+
+    def _decode(self, tgt_in: Tensor, memory: Tensor, src_mask: Tensor) -> Tensor:
+        t = tgt_in.size(1)
+        # Causal AND not padding: (t, t) & (batch, 1, 1, t) -> (batch, 1, t, t).
+        self_mask = causal_mask(t, device=tgt_in.device) & padding_mask(
+            tgt_in != self.config.pad_id
+        )
+        x = self._embed(self.tgt_emb, tgt_in)
+        for block in self.decoder:
+            x = block(x, mask=self_mask, memory=memory, memory_mask=src_mask)
+        return self.out(self.dec_ln(x))
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_source(self, src: Tensor, src_mask: Tensor | None) -> Tensor:
+        """Check ``src`` and its mask; returns the boolean ``(batch, 1, 1, src_len)``."""
+        c = self.config
+        check_token_ids(src, c.src_vocab_size, "src", device=self.out.weight.device)
+        self._check_len("src", src)
+        if src_mask is None:
+            return padding_mask(src != c.pad_id)
+        if not isinstance(src_mask, Tensor) or src_mask.shape not in (
+            src.shape,
+            src.shape[:1],
+        ):
+            raise ValueError(
+                f"src_mask must be lengths (batch,) = ({src.size(0)},) or a keep mask "
+                f"shaped like src {tuple(src.shape)}, got {describe(src_mask)}"
+            )
+        if src_mask.dim() == 1:  # lengths
+            return padding_mask(src_mask, max_len=src.size(1))
+        return padding_mask(src_mask)
+
+    def _check_target(self, name: str, tgt: Tensor, batch: int) -> None:
+        device = self.out.weight.device
+        check_token_ids(tgt, self.config.tgt_vocab_size, name, device=device)
+        self._check_len(name, tgt)
+        if tgt.size(0) != batch:
+            raise ValueError(
+                f"{name} has {tgt.size(0)} rows but the source has {batch}; give one "
+                "target row per source row"
+            )
+
+    def _check_len(self, name: str, idx: Tensor) -> None:
+        if idx.size(1) > self.config.max_len:
+            raise ValueError(
+                f"{name} has {idx.size(1)} tokens, more than "
+                f"max_len={self.config.max_len}; truncate it or build the model with "
+                "a larger max_len"
+            )
 
 
 @torch.no_grad()
@@ -253,25 +290,23 @@ def greedy_decode(
         first EOS; the positions after it hold ``config.pad_id``. Decoding stops early when
         every row has produced EOS.
     """
+    if not isinstance(model, EncoderDecoder):
+        raise TypeError(f"model must be an EncoderDecoder, got {type(model).__name__}")
     c = model.config
-    if not _is_int(max_len) or not 1 <= max_len <= c.max_len:
-        raise ValueError(
-            f"max_len must be an integer in [1, {c.max_len}] (config.max_len), got {max_len!r}"
-        )
-    for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
-        if not _is_int(value) or not 0 <= value < c.tgt_vocab_size:
-            raise ValueError(
-                f"{name} must be a target id in [0, {c.tgt_vocab_size - 1}], got {value!r}"
-            )
+    check_int(
+        "max_len", max_len, minimum=1, maximum=c.max_len, hint=" (config.max_len)"
+    )
+    check_int("bos_id", bos_id, minimum=0, maximum=c.tgt_vocab_size - 1)
+    check_int("eos_id", eos_id, minimum=0, maximum=c.tgt_vocab_size - 1)
+    mask = model._check_source(src, src_mask)
     was_training = model.training
     model.eval()
     try:
-        memory = model.encode(src, src_mask)
-        mask = model._source_mask(src, src_mask)
+        memory = model._encode(src, mask)
         tgt = torch.full((src.size(0), 1), bos_id, dtype=torch.long, device=src.device)
         finished = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
         for _ in range(max_len):
-            logits = model.decode(tgt, memory, mask)[:, -1]  # (batch, tgt_vocab_size)
+            logits = model._decode(tgt, memory, mask)[:, -1]  # (batch, tgt_vocab_size)
             next_id = logits.argmax(dim=-1)
             next_id = next_id.masked_fill(finished, c.pad_id)
             tgt = torch.cat([tgt, next_id[:, None]], dim=1)
