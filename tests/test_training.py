@@ -82,39 +82,61 @@ def test_constant_schedule_and_config_defaults() -> None:
 @pytest.mark.parametrize(
     ("changes", "error", "message"),
     [
-        ({"max_steps": 0}, ValueError, r"max_steps must be >= 1, got 0"),
-        ({"max_steps": 10.0}, TypeError, r"max_steps must be an integer, got 10.0"),
-        ({"lr": 0}, ValueError, r"lr must be > 0.0, got 0"),
-        ({"lr": "fast"}, TypeError, r"lr must be a number, got 'fast'"),
+        ({"max_steps": 0}, ValueError, r"max_steps must be an integer >= 1, got 0"),
+        (
+            {"max_steps": 10.0},
+            TypeError,
+            r"max_steps must be an integer >= 1, got 10.0",
+        ),
+        ({"lr": 0}, ValueError, r"lr must be a finite number > 0, got 0"),
+        (
+            {"lr": "fast"},
+            TypeError,
+            r"lr must be a finite number > 0, got 'fast' \(str",
+        ),
+        ({"lr": math.inf}, ValueError, r"TrainConfig.lr must be a finite .* got inf"),
+        ({"lr": math.nan}, ValueError, r"TrainConfig.lr must be a finite .* got nan"),
         ({"min_lr": 1.0}, ValueError, r"min_lr=1.0 is above lr=0.001.*min_lr <= lr"),
-        ({"min_lr": -1.0}, ValueError, r"min_lr must be >= 0.0, got -1.0"),
-        ({"warmup_steps": -1}, ValueError, r"warmup_steps must be >= 0, got -1"),
+        ({"min_lr": -1.0}, ValueError, r"min_lr must be a finite number >= 0, got -1"),
+        ({"min_lr": math.inf}, ValueError, r"min_lr must be a finite number"),
+        ({"warmup_steps": -1}, ValueError, r"warmup_steps must be an integer >= 0"),
         ({"warmup_steps": 200}, ValueError, r"warmup_steps=200 exceeds max_steps=100"),
         (
             {"schedule": "linear"},
             ValueError,
-            r"schedule must be one of \('cosine', 'constant'\)",
+            r"schedule must be one of \('cosine', 'constant'\), got 'linear'",
         ),
-        ({"weight_decay": -0.1}, ValueError, r"weight_decay must be >= 0.0, got -0.1"),
+        (
+            {"weight_decay": -0.1},
+            ValueError,
+            r"weight_decay must be a finite number >=",
+        ),
+        (
+            {"weight_decay": math.inf},
+            ValueError,
+            r"weight_decay must be a finite .*inf",
+        ),
         (
             {"betas": (0.9,)},
             ValueError,
             r"betas must be two numbers in \[0, 1\).*got \(0.9,\)",
         ),
-        ({"betas": (0.9, 1.0)}, ValueError, r"betas must be two numbers in \[0, 1\)"),
-        ({"grad_clip": -1.0}, ValueError, r"grad_clip must be >= 0.0, got -1.0"),
-        ({"grad_accum": 0}, ValueError, r"grad_accum must be >= 1, got 0"),
+        ({"betas": (0.9, 1.0)}, ValueError, r"betas\[1\] must be a finite number >= 0"),
+        ({"betas": (math.nan, 0.9)}, ValueError, r"betas\[0\] must be a finite number"),
+        ({"grad_clip": -1.0}, ValueError, r"grad_clip must be a finite number >= 0"),
+        ({"grad_clip": math.inf}, ValueError, r"grad_clip must be a finite .* got inf"),
+        ({"grad_accum": 0}, ValueError, r"grad_accum must be an integer >= 1, got 0"),
         (
             {"eval_every": -5},
             ValueError,
-            r"eval_every must be >= 0, got -5 \(0 evaluates only",
+            r"eval_every must be an integer >= 0, got -5 \(0 evaluates only",
         ),
         (
             {"eval_batches": -1},
             ValueError,
-            r"eval_batches must be >= 0, got -1 \(0 turns",
+            r"eval_batches must be an integer >= 0, got -1 \(0 turns",
         ),
-        ({"log_every": 0}, ValueError, r"log_every must be >= 1, got 0"),
+        ({"log_every": 0}, ValueError, r"log_every must be an integer >= 1, got 0"),
         ({"device": 0}, TypeError, r"device must be a string such as 'auto'"),
         (
             {"precision": "float16"},
@@ -122,8 +144,8 @@ def test_constant_schedule_and_config_defaults() -> None:
             r"precision must be one of .*got 'float16'",
         ),
         ({"compile": "yes"}, TypeError, r"compile must be True or False, got 'yes'"),
-        ({"seed": -1}, ValueError, r"seed must be >= 0, got -1"),
-        ({"seed": True}, TypeError, r"seed must be an integer, got True"),
+        ({"seed": -1}, ValueError, r"seed must be an integer >= 0, got -1"),
+        ({"seed": True}, TypeError, r"seed must be an integer >= 0, got True \(bool"),
         (
             {"checkpoint_dir": 3},
             TypeError,
@@ -137,15 +159,26 @@ def test_constant_schedule_and_config_defaults() -> None:
         (
             {"checkpoint_every": -1, "checkpoint_dir": "x"},
             ValueError,
-            r"checkpoint_every must be >= 0",
+            r"checkpoint_every must be an integer >= 0",
         ),
         (
             {"keep_checkpoints": 0},
             ValueError,
-            r"keep_checkpoints must be >= 1, got 0 \(None keeps",
+            r"keep_checkpoints must be an integer >= 1, got 0 \(None keeps",
         ),
         ({"progress": 1}, TypeError, r"progress must be True or False, got 1"),
         ({"flush_denormal": None}, TypeError, r"flush_denormal must be True or False"),
+        (
+            {"time_budget_s": 0},
+            ValueError,
+            r"time_budget_s must be a finite number > 0",
+        ),
+        ({"time_budget_s": math.inf}, ValueError, r"time_budget_s must be a finite"),
+        (
+            {"max_steps": None},
+            ValueError,
+            r"needs max_steps .*, time_budget_s .*or both",
+        ),
     ],
 )
 def test_config_errors_name_the_field_and_the_value(
@@ -211,7 +244,7 @@ def test_seeds_are_stable_and_distinct() -> None:
     first = torch.rand(2)
     seed_everything(3)
     assert torch.equal(first, torch.rand(2))
-    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -3"):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -3"):
         seed_everything(-3)
 
 

@@ -1,28 +1,22 @@
 """Checkpoints that survive a crash and restore a run exactly.
 
-Layout of a checkpoint folder::
-
-    checkpoint_dir/
-        latest.json                  {"checkpoint": "step-000500", "step": 500}
-        step-000500/
-            model.safetensors        the weights
-            optimizer.safetensors    AdamW's moments and step counts, one tensor each
-            state.json               step, config, history, meta, counters
-
-Two safety rules:
+A checkpoint is one ``step-NNNNNN`` folder of a run folder (see :mod:`.runfolder` for
+the layout, the lock and how the newest intact checkpoint is found). Three safety rules:
 
 * Only safetensors and JSON, never pickle: loading a pickle runs whatever code the file
   contains, loading safetensors only reads numbers.
 * Atomic writes: everything is written into a temporary folder next to the final one,
   flushed to disk, then renamed in one step (``os.replace``). A crash or Ctrl-C part way
   through leaves the previous checkpoint untouched, never a half-written one.
+* Only finite numbers: weights or optimizer state holding NaN or infinity are refused
+  (:class:`NonFiniteCheckpoint`), so a diverged run can never replace, or push out, a
+  good checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,22 +27,49 @@ from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-MODEL_FILE = "model.safetensors"
-OPTIMIZER_FILE = "optimizer.safetensors"
-STATE_FILE = "state.json"
-LATEST_FILE = "latest.json"
-FORMAT_VERSION = 1
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+from ..checks import check_int
+from .device import model_device
+from .runfolder import (
+    FORMAT_VERSION,
+    LATEST_FILE,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    STATE_FILE,
+    check_intact,
+    checkpoint_name,
+    latest_checkpoint,
+    step_dirs,
+)
 
-# Optimizer settings that describe *how* the update is computed on this machine (fused CUDA
-# kernel, foreach loops), not the optimisation itself; a checkpoint keeps the current ones,
-# so a run saved on a GPU can resume on a CPU.
+__all__ = [
+    "FORMAT_VERSION",
+    "MODEL_FILE",
+    "OPTIMIZER_FILE",
+    "STATE_FILE",
+    "NonFiniteCheckpoint",
+    "checkpoint_name",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_model_weights",
+    "save_checkpoint",
+    "unwrap_model",
+]
+
+# Optimizer settings that describe *how* the update is computed on this machine (fused
+# CUDA kernel, foreach loops), not the optimisation itself; a checkpoint keeps the
+# current ones, so a run saved on a GPU can resume on a CPU.
 _IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable")
 
 
-def checkpoint_name(step: int) -> str:
-    """Folder name for ``step``: ``step-000500``."""
-    return f"step-{step:06d}"
+class NonFiniteCheckpoint(ValueError):
+    """The weights or the optimizer state hold NaN or infinity: not saved."""
+
+    def __init__(self, what: str) -> None:
+        """``what``: "the model holds NaN or infinite values (head.weight)"."""
+        self.what = what
+        super().__init__(
+            f"{what}; a checkpoint of it would be useless, so it is not saved"
+        )
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -81,10 +102,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write JSON to a temporary file beside ``path``, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
@@ -99,12 +116,26 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def _save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
+def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    bad = [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        more = " ..." if len(bad) > 3 else ""
+        raise NonFiniteCheckpoint(
+            f"{what} holds NaN or infinite values ({', '.join(bad[:3])}{more})"
+        )
+
+
+def _optimizer_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Flatten the optimizer state into named tensors (``state.<param index>.<name>``).
 
-    Per-parameter tensors (Adam's ``exp_avg``, ``exp_avg_sq``, ``step``) go into the
-    safetensors file; the hyperparameters of each parameter group go, as JSON, into its
-    metadata.
+    Per-parameter tensors (Adam's ``exp_avg``, ``exp_avg_sq``, ``step``) become tensors;
+    the hyperparameters of each parameter group become JSON metadata.
     """
     state_dict = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -120,6 +151,12 @@ def _save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
         "param_groups": json.dumps(state_dict["param_groups"]),
         "other_state": json.dumps(other),
     }
+    return tensors, metadata
+
+
+def _save_optimizer(
+    tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path
+) -> None:
     save_file(tensors, str(path), metadata=metadata)
 
 
@@ -134,24 +171,17 @@ def _replace_dir(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _step_dirs(checkpoint_dir: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoint folders (those with a state.json), sorted by step."""
-    found = []
-    for path in checkpoint_dir.iterdir():
-        match = _STEP_DIR.match(path.name)
-        if match and (path / STATE_FILE).is_file():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+def _prune(checkpoint_dir: Path, keep: int | None, saved: int) -> None:
+    """Keep the one just saved and the ``keep - 1`` newest before it.
 
-
-def _prune(checkpoint_dir: Path, keep: int | None, protect: Path) -> None:
-    """Delete all but the newest ``keep`` checkpoints (never ``protect``, the one just saved)."""
+    Folders of higher steps are left alone: they are left over from an earlier run (or
+    damaged), and must not count against the good ones.
+    """
     if keep is None:
         return
-    folders = [path for _, path in _step_dirs(checkpoint_dir)]
-    for path in folders[: max(len(folders) - keep, 0)]:
-        if path != protect:
-            shutil.rmtree(path, ignore_errors=True)
+    older = [path for step, path in step_dirs(checkpoint_dir) if step < saved]
+    for path in older[: max(len(older) - (keep - 1), 0)]:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def save_checkpoint(
@@ -171,36 +201,40 @@ def save_checkpoint(
         model: the model (DDP / ``torch.compile`` wrappers are unwrapped). Tied weights,
             one tensor under two names, are stored once.
         optimizer: optional; its state is stored as tensors plus JSON hyperparameters.
-        state: extra JSON-serialisable data for ``state.json`` (config, history, meta ...).
+        state: extra JSON-serialisable data for ``state.json`` (config, history, ...).
         keep: how many checkpoints to keep, newest first; ``None`` keeps all.
 
     Returns:
         The checkpoint folder. ``latest.json`` then points to it.
+
+    Raises:
+        NonFiniteCheckpoint: the weights or optimizer state hold NaN or infinity.
     """
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative integer, got {step!r}")
-    if keep is not None and (
-        isinstance(keep, bool) or not isinstance(keep, int) or keep < 1
-    ):
-        raise ValueError(
-            f"keep must be a positive integer or None (keep all), got {keep!r}"
-        )
+    check_int("step", step, minimum=0)
+    if keep is not None:
+        check_int("keep", keep, minimum=1, hint=" (or None to keep all)")
     contents = {"format": FORMAT_VERSION, **(state or {}), "step": step}
     try:
         state_text = json.dumps(contents, indent=2) + "\n"
     except (TypeError, ValueError) as error:
         raise TypeError(
-            f"checkpoint state must be JSON-serialisable (numbers, strings, lists, dicts): {error}"
+            "checkpoint state must be JSON-serialisable (numbers, strings, lists, "
+            f"dicts): {error}"
         ) from None
+    model = unwrap_model(model)
+    _check_finite(model.state_dict(), "the model")
+    if optimizer is not None:
+        optimizer_tensors, optimizer_metadata = _optimizer_tensors(optimizer)
+        _check_finite(optimizer_tensors, "the optimizer state")
 
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir / checkpoint_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=checkpoint_dir))
     try:
-        save_model(unwrap_model(model), str(tmp / MODEL_FILE))
+        save_model(model, str(tmp / MODEL_FILE))
         if optimizer is not None:
-            _save_optimizer(optimizer, tmp / OPTIMIZER_FILE)
+            _save_optimizer(optimizer_tensors, optimizer_metadata, tmp / OPTIMIZER_FILE)
         (tmp / STATE_FILE).write_text(state_text, encoding="utf-8")
         for path in tmp.iterdir():
             _fsync_file(path)
@@ -213,35 +247,11 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _prune(checkpoint_dir, keep, protect=final)
+    _prune(checkpoint_dir, keep, saved=step)
     return final
 
 
 # --- reading ---------------------------------------------------------------------------
-
-
-def latest_checkpoint(checkpoint_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint folder in ``checkpoint_dir``, or None if there is none.
-
-    Follows ``latest.json``; if it is missing or points nowhere, falls back to the complete
-    ``step-*`` folder with the highest step.
-    """
-    checkpoint_dir = Path(checkpoint_dir)
-    if not checkpoint_dir.is_dir():
-        return None
-    pointer = checkpoint_dir / LATEST_FILE
-    if pointer.is_file():
-        try:
-            candidate = (
-                checkpoint_dir
-                / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
-            )
-            if (candidate / STATE_FILE).is_file():
-                return candidate
-        except (ValueError, KeyError, TypeError):
-            pass  # a hand-edited pointer: fall back to scanning
-    folders = _step_dirs(checkpoint_dir)
-    return folders[-1][1] if folders else None
 
 
 def _checkpoint_folder(path: str | os.PathLike[str]) -> Path:
@@ -254,20 +264,14 @@ def _checkpoint_folder(path: str | os.PathLike[str]) -> Path:
     latest = latest_checkpoint(path)
     if latest is None:
         raise FileNotFoundError(
-            f"no checkpoint at {str(path)!r}: expected a step-NNNNNN folder, a checkpoint_dir "
-            "holding one, or a model.safetensors file"
+            f"no checkpoint at {str(path)!r}: expected a step-NNNNNN folder, a "
+            "checkpoint_dir holding one, or a model.safetensors file"
         )
     return latest
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in model.state_dict().values():
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _check_weights_fit(file: Path, model: nn.Module) -> None:
-    """Raise a readable error if the weights in ``file`` do not fit ``model``, before loading."""
+    """Raise a readable error if the weights in ``file`` do not fit ``model``."""
     if not file.is_file():
         raise FileNotFoundError(f"no model weights at {str(file)!r}")
     expected = model.state_dict()
@@ -296,28 +300,34 @@ def _check_weights_fit(file: Path, model: nn.Module) -> None:
             f"the checkpoint {str(file)!r} does not fit this model: "
             + "; ".join(problems[:3])
             + more
-            + ". Build the model with the configuration it was trained with (see 'meta' in "
-            "its state.json), or point to another checkpoint."
+            + ". Build the model with the configuration it was trained with (see "
+            "'meta' in its state.json), or point to another checkpoint."
         )
+
+
+def _load_fitting_weights(file: Path, model: nn.Module) -> None:
+    """Load weights that :func:`_check_weights_fit` accepted, onto the model's device."""
+    load_model(model, str(file), strict=True, device=str(model_device(model)))
 
 
 def load_model_weights(path: str | os.PathLike[str], model: nn.Module) -> nn.Module:
     """Load weights into ``model`` in place (onto the device it is on) and return it.
 
     ``path`` may be a ``model.safetensors`` file, a ``step-NNNNNN`` folder, or a run's
-    ``checkpoint_dir`` (its latest checkpoint is used). A checkpoint of a different model
-    shape raises ``ValueError`` naming the differing tensors; the model is left untouched.
+    ``checkpoint_dir`` (its newest intact checkpoint is used). A checkpoint of a
+    different model shape raises ``ValueError`` naming the differing tensors; the model
+    is left untouched.
     """
     path = Path(path)
     file = path if path.is_file() else _checkpoint_folder(path) / MODEL_FILE
     model = unwrap_model(model)
     _check_weights_fit(file, model)
-    load_model(model, file, strict=True, device=str(_model_device(model)))
+    _load_fitting_weights(file, model)
     return model
 
 
 def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
-    """Rebuild the optimizer's state dict from :func:`_save_optimizer`'s file and load it."""
+    """Rebuild the optimizer's state dict from :func:`_save_optimizer`'s file; load it."""
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     if "param_groups" not in metadata:
@@ -330,8 +340,9 @@ def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
     current_sizes = [len(group["params"]) for group in current_groups]
     if saved_sizes != current_sizes:
         raise ValueError(
-            f"the optimizer state in {str(path)!r} has parameter groups of sizes {saved_sizes}, "
-            f"this optimizer {current_sizes}; resume with the same model and optimizer setup"
+            f"the optimizer state in {str(path)!r} has parameter groups of sizes "
+            f"{saved_sizes}, this optimizer {current_sizes}; resume with the same model "
+            "and optimizer setup"
         )
     for saved, current in zip(saved_groups, current_groups):
         if "betas" in saved:
@@ -357,29 +368,22 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Restore ``model`` (and ``optimizer``) from a checkpoint; return its ``state.json``.
 
-    ``path`` is a ``step-NNNNNN`` folder or a ``checkpoint_dir`` (then its latest checkpoint
-    is used). The returned dict holds at least ``"step"`` and ``"format"``.
+    ``path`` is a ``step-NNNNNN`` folder or a ``checkpoint_dir`` (then its newest intact
+    checkpoint is used). The returned dict holds at least ``"step"`` and ``"format"``.
+    A damaged checkpoint raises :class:`~.runfolder.DamagedCheckpoint` naming the file.
     """
     folder = _checkpoint_folder(path)
-    state_file = folder / STATE_FILE
-    if not state_file.is_file():
-        raise FileNotFoundError(
-            f"{str(folder)!r} has no {STATE_FILE}; it is not a checkpoint"
-        )
-    state = json.loads(state_file.read_text(encoding="utf-8"))
-    if state.get("format") != FORMAT_VERSION:
-        raise ValueError(
-            f"{str(state_file)!r} has checkpoint format {state.get('format')!r}; "
-            f"this version of lm_course reads format {FORMAT_VERSION}"
-        )
-    # Check everything before changing anything, so a bad checkpoint leaves the model as it was.
-    _check_weights_fit(folder / MODEL_FILE, unwrap_model(model))
+    state = check_intact(folder)
+    # Check everything before changing anything, so a bad checkpoint leaves the model
+    # as it was.
+    model = unwrap_model(model)
+    _check_weights_fit(folder / MODEL_FILE, model)
     if optimizer is not None:
         if not (folder / OPTIMIZER_FILE).is_file():
             raise FileNotFoundError(
-                f"{str(folder)!r} holds no optimizer state; pass optimizer=None to load only "
-                "the weights"
+                f"{str(folder)!r} holds no optimizer state; pass optimizer=None to load "
+                "only the weights"
             )
         _load_optimizer(folder / OPTIMIZER_FILE, optimizer)
-    load_model_weights(folder / MODEL_FILE, model)
+    _load_fitting_weights(folder / MODEL_FILE, model)
     return state

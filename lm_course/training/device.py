@@ -1,8 +1,9 @@
 """Where training runs and how reproducibly: device choice, mixed precision, seeds.
 
-The course runs everywhere from a laptop CPU to a data-centre GPU, so the device is picked
-once, by name or automatically (CUDA, then Apple's MPS, then the CPU), and every other part
-of the package receives the resulting ``torch.device``.
+The course runs everywhere from a laptop CPU to a data-centre GPU. One function,
+:func:`default_device`, decides which device "auto" means (CUDA, then Apple's MPS, then
+the CPU); the trainer, the notebooks' ``setup()`` and the command line all ask it, so a
+model trained in a notebook and the inputs the notebook builds land on the same device.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import contextlib
 import random
 
 import torch
+from torch import nn
+
+from ..checks import check_int
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -20,8 +24,17 @@ _SEED_PRIME = 1_000_003
 _SEED_MODULUS = 2**63 - 1
 
 
+def default_device() -> torch.device:
+    """The device ``"auto"`` means: CUDA when present, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
 def available_devices() -> list[str]:
-    """Names of the devices this machine can use: ``["cpu"]``, ``["cpu", "cuda", "cuda:0"]``..."""
+    """Names of the devices this machine can use: ``["cpu"]``, ``["cpu", "cuda", ...]``."""
     names = ["cpu"]
     if torch.cuda.is_available():
         names.append("cuda")
@@ -34,21 +47,17 @@ def available_devices() -> list[str]:
 def pick_device(name: str = "auto") -> torch.device:
     """Turn a device name into a ``torch.device`` that exists on this machine.
 
-    ``"auto"`` picks CUDA when present, else Apple's MPS, else the CPU. Any other name
-    (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``) must be available here; if it is not,
-    the error lists what is.
+    ``"auto"`` asks :func:`default_device`. Any other name (``"cpu"``, ``"cuda"``,
+    ``"cuda:1"``, ``"mps"``) must be available here; if it is not, the error lists what
+    is.
     """
     if not isinstance(name, str):
         raise TypeError(
             f"device must be a string such as 'auto' or 'cpu', got {name!r}"
         )
-    available = available_devices()
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return default_device()
+    available = available_devices()
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -57,13 +66,21 @@ def pick_device(name: str = "auto") -> torch.device:
         ) from None
     if device.type != "cpu" and name not in available:
         raise ValueError(
-            f"device={name!r} is not available on this machine; use 'auto' or one of {available}"
+            f"device={name!r} is not available on this machine; use 'auto' or one of "
+            f"{available}"
         )
     return device
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (the CPU for an empty one)."""
+    for tensor in model.state_dict().values():
+        return tensor.device
+    return torch.device("cpu")
+
+
 def describe_device(device: torch.device) -> str:
-    """A short human description: ``"cpu (2 threads)"``, ``"NVIDIA H100 80GB HBM3"``, ..."""
+    """A short human description: ``"cpu (2 threads)"``, ``"NVIDIA H100 80GB HBM3"``."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
@@ -71,12 +88,17 @@ def describe_device(device: torch.device) -> str:
     return f"{device.type} ({torch.get_num_threads()} threads)"
 
 
-def resolve_precision(device: torch.device, precision: str = "auto") -> torch.dtype:
+def resolve_precision(
+    device: torch.device, precision: str | torch.dtype = "auto"
+) -> torch.dtype:
     """The dtype the forward pass computes in: ``torch.float32`` or ``torch.bfloat16``.
 
     ``"auto"`` means bfloat16 on a CUDA GPU that supports it (every GPU since Ampere) and
-    float32 everywhere else, where bfloat16 is usually slower rather than faster.
+    float32 everywhere else, where bfloat16 is usually slower rather than faster. A dtype
+    that was resolved already passes through unchanged.
     """
+    if precision in (torch.float32, torch.bfloat16):
+        return precision  # type: ignore[return-value]
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -91,13 +113,14 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> torch.dt
 
 
 def autocast(
-    device: torch.device, precision: str = "auto"
+    device: torch.device, precision: str | torch.dtype = "auto"
 ) -> contextlib.AbstractContextManager:
     """A context for the forward pass: bfloat16 autocast, or nothing for float32.
 
     Weights and optimizer state stay in float32 either way; autocast only runs the matrix
-    multiplications in bfloat16. Unlike float16, bfloat16 has float32's exponent range, so no
-    loss scaling is needed.
+    multiplications in bfloat16. Unlike float16, bfloat16 has float32's exponent range, so
+    no loss scaling is needed. The trainer resolves the precision once and passes the
+    dtype.
     """
     dtype = resolve_precision(device, precision)
     if dtype == torch.float32:
@@ -107,8 +130,7 @@ def autocast(
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's (when installed) and PyTorch's random generators."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_int("seed", seed, minimum=0)
     random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     with contextlib.suppress(ImportError):
@@ -121,7 +143,8 @@ def seed_torch(seed: int, device: torch.device) -> None:
     """Seed PyTorch's global generators for the CPU and for ``device`` (dropout uses them).
 
     Cheaper than ``torch.manual_seed``, which on a machine without a GPU still records a
-    pending seed for CUDA, with a stack trace, on every call; the trainer reseeds every step.
+    pending seed for CUDA, with a stack trace, on every call; the trainer reseeds every
+    step.
     """
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
@@ -131,7 +154,7 @@ def seed_torch(seed: int, device: torch.device) -> None:
 
 
 def derive_seed(*parts: int) -> int:
-    """Mix integers, e.g. ``(seed, step, micro_step)``, into one seed for ``torch.Generator``.
+    """Mix integers, e.g. ``(seed, step, micro_step)``, into one seed for a generator.
 
     Plain arithmetic, not Python's ``hash()`` (which changes between processes), so every
     process, every run and every resumed run derives the same seed from the same parts.

@@ -1,13 +1,16 @@
-"""Learning-rate schedules: pure functions of the step number.
+"""Learning-rate schedules: pure functions of the step number (or of the elapsed time).
 
-Because the rate depends on nothing but the step, a resumed run recomputes exactly the rate
-the uninterrupted run would have used; there is no scheduler object whose state could be
-lost with a checkpoint.
+Because the rate depends on nothing but the step, a resumed run recomputes exactly the
+rate the uninterrupted run would have used; there is no scheduler object whose state
+could be lost with a checkpoint.
 
-Steps count from 0 (the first optimizer step). During ``warmup_steps`` the rate climbs in a
-straight line to ``lr``, reaching it on step ``warmup_steps - 1``; starting from a tiny rate
-keeps Adam's first, poorly estimated updates small. Then the cosine schedule glides down to
-``min_lr`` at step ``max_steps``, so the last steps take small, careful steps.
+Steps count from 0 (the first optimizer step). During ``warmup_steps`` the rate climbs in
+a straight line to ``lr``, reaching it on step ``warmup_steps - 1``; starting from a tiny
+rate keeps Adam's first, poorly estimated updates small. Then the cosine schedule glides
+down to ``min_lr`` at step ``max_steps``, so the last steps take small, careful steps.
+
+A run with a wall-clock budget does not know how many steps it will get, so
+:func:`lr_at_time` measures the progress of the cosine in seconds instead of steps.
 """
 
 from __future__ import annotations
@@ -57,3 +60,31 @@ def lr_at_step(
         return lr
     decay_steps = max(max_steps - warmup_steps, 1)
     return cosine_decay((step - warmup_steps) / decay_steps, lr, min_lr)
+
+
+def lr_at_time(
+    step: int,
+    elapsed_s: float,
+    *,
+    time_budget_s: float,
+    lr: float,
+    min_lr: float,
+    warmup_steps: int = 0,
+    warmup_end_s: float = 0.0,
+    schedule: str = "cosine",
+) -> float:
+    """The learning rate for step ``step`` of a run with a wall-clock budget.
+
+    Warmup still counts steps (its length is about the optimizer's first updates, not
+    about time). After it, the cosine's progress is the fraction of the time left after
+    warmup that has passed: ``(elapsed_s - warmup_end_s) / (time_budget_s -
+    warmup_end_s)``, so the rate reaches ``min_lr`` just as the budget runs out.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if step < warmup_steps:
+        return lr * warmup_factor(step, warmup_steps)
+    if schedule == "constant":
+        return lr
+    span = max(time_budget_s - warmup_end_s, 1e-9)
+    return cosine_decay((elapsed_s - warmup_end_s) / span, lr, min_lr)

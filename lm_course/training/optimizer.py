@@ -1,0 +1,50 @@
+"""The optimizer and its learning rate: AdamW in two parameter groups, set each step.
+
+The schedule itself is a pure function (see :mod:`.schedule`); this module builds the
+optimizer and applies the rate the schedule gives for a step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, device: torch.device
+) -> torch.optim.AdamW:
+    """AdamW with two parameter groups: decayed (dim >= 2) and not decayed (dim < 2).
+
+    Weight decay pulls weights towards zero; that regularises matrices and embeddings,
+    but for biases and normalisation gains (vectors) it only hurts. Where this PyTorch
+    has a fused kernel for the device (CUDA; the CPU since PyTorch 2.4) it updates all
+    parameters in one pass (on a small model's CPU step about 5x faster than
+    ``foreach``); elsewhere the ``foreach`` implementation batches them. Both compute
+    the same update.
+    """
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [
+        {"params": params, "weight_decay": wd}
+        for params, wd in [(decay, config.weight_decay), (no_decay, 0.0)]
+        if params
+    ]
+    if not groups:
+        raise ValueError(
+            "the model has no trainable parameters (all have requires_grad=False)"
+        )
+    settings = {"lr": config.lr, "betas": config.betas}
+    if device.type in ("cuda", "cpu"):
+        try:
+            return torch.optim.AdamW(groups, fused=True, **settings)
+        except RuntimeError:
+            pass  # no fused kernel for this device in this PyTorch: use foreach
+    return torch.optim.AdamW(groups, foreach=True, **settings)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Give every parameter group the rate ``lr`` for the next step."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
