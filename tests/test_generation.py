@@ -37,7 +37,9 @@ def peaked_gpt(**overrides) -> GPT:
 def test_temperature_scales_logits():
     logits = torch.tensor([[2.0, 1.0, 0.0]])
     torch.testing.assert_close(apply_temperature(logits, 0.5), logits * 2)
-    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0.*greedy=True"):
+    with pytest.raises(
+        ValueError, match="temperature must be a finite number > 0, got 0.*greedy=True"
+    ):
         apply_temperature(logits, 0.0)
 
 
@@ -65,7 +67,9 @@ def test_top_p_keeps_the_nucleus():
     assert kept(0.01) == [True, False, False, False]  # the top token always stays
     assert kept(1.0) == [True, True, True, True]
     for bad in (0.0, 1.5, -0.1):
-        with pytest.raises(ValueError, match=r"top_p must be a finite number > 0 and <= 1"):
+        with pytest.raises(
+            ValueError, match=r"top_p must be a finite number > 0 and <= 1"
+        ):
             top_p_filter(logits, bad)
 
 
@@ -163,8 +167,16 @@ def test_generate_validates_arguments():
         ({"temperature": "1"}, TypeError, r"temperature must be .* got '1' \(str\)"),
         ({"temperature": float("inf")}, ValueError, "temperature must be a finite"),
         ({"greedy": 1}, TypeError, "greedy must be True or False"),
-        ({"top_p": 0.0}, ValueError, r"top_p must be a finite number > 0 and <= 1, got 0\.0"),
-        ({"top_p": 1.5}, ValueError, r"top_p must be a finite number > 0 and <= 1, got 1\.5"),
+        (
+            {"top_p": 0.0},
+            ValueError,
+            r"top_p must be a finite number > 0 and <= 1, got 0\.0",
+        ),
+        (
+            {"top_p": 1.5},
+            ValueError,
+            r"top_p must be a finite number > 0 and <= 1, got 1\.5",
+        ),
     ]
     for kwargs, error, message in cases:
         with pytest.raises(error, match=message):
@@ -203,3 +215,33 @@ def test_generated_ids_can_be_used_for_training() -> None:
     assert not out.is_inference()
     _, loss = model(out[:, :-1], out[:, 1:])
     loss.backward()  # would fail on an inference tensor
+
+
+# ---------------------------------------------------------------------------- non-finite
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_sampling_from_broken_logits_is_refused(greedy):
+    nan_row = torch.tensor([[0.0, 1.0], [float("nan"), 0.0]])
+    with pytest.raises(ValueError, match=r"logits row 1 contains NaN.*cannot sample"):
+        sample_next(nan_row, greedy=greedy)
+    ruled_out = torch.tensor([[INF, INF]])
+    with pytest.raises(ValueError, match=r"logits row 0 is -inf everywhere"):
+        sample_next(ruled_out, greedy=greedy)
+
+
+def test_a_tiny_temperature_that_overflows_is_named():
+    logits = torch.tensor([[1e30, 0.0]])
+    with pytest.raises(
+        ValueError, match=r"contains \+inf.* \(after dividing by temperature=1e-10\)"
+    ):
+        sample_next(logits, temperature=1e-10)
+    assert sample_next(logits, temperature=1e-10, greedy=True).item() == 0
+
+
+def test_generate_from_a_diverged_model_says_so():
+    model = peaked_gpt()
+    with torch.no_grad():
+        model.lm_head.weight[3, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"contains NaN: the model's output is broken"):
+        generate(model, torch.zeros(1, 2, dtype=torch.long), 3)

@@ -136,9 +136,13 @@ def test_bad_inputs() -> None:
         NGramModel(2, -3)
     with pytest.raises(ValueError, match=r"add_k must be a finite number >= 0, got -1"):
         NGramModel(2, 10, add_k=-1)
-    with pytest.raises(ValueError, match=r"add_k must be a finite number >= 0, got nan"):
+    with pytest.raises(
+        ValueError, match=r"add_k must be a finite number >= 0, got nan"
+    ):
         NGramModel(2, 10, add_k=float("nan"))
-    with pytest.raises(ValueError, match=r"add_k must be a finite number >= 0, got inf"):
+    with pytest.raises(
+        ValueError, match=r"add_k must be a finite number >= 0, got inf"
+    ):
         NGramModel(2, 10, add_k=float("inf"))
     with pytest.raises(TypeError, match=r"add_k must be .* got '1' \(str\)"):
         NGramModel(2, 10, add_k="1")
@@ -169,7 +173,14 @@ def test_bad_inputs() -> None:
         model.fit(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(TypeError, match=r"dtype torch.float32"):
         model.fit(torch.zeros(5))
-    with pytest.raises(ValueError, match=r"next_id must be an integer in \[0, 4\], got 5"):
+    with pytest.raises(
+        ValueError, match=r"next_id must be an integer in \[0, 4\], got 5"
+    ):
         model.prob([0, 1], 5)
     with pytest.raises(ValueError, match=r"num_tokens must be an integer >= 0, got -1"):
         model.sample([0, 1], -1)
+
+
+def test_bool_ids_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"dtype torch.bool"):
+        NGramModel(2, 5).fit(torch.tensor([True, False, True]))
