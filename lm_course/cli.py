@@ -1,23 +1,48 @@
-"""The course's command line: ``python -m lm_course {train,generate,bench}``."""
+"""The course's command line: ``python -m lm_course {train,generate,bench}``.
+
+Every error the course raises on purpose (a bad argument, missing or damaged data, a
+busy or damaged run folder, a diverged run) is printed as one ``error: ...`` line with
+exit code 2; set ``LM_COURSE_DEBUG=1`` to see the traceback instead. Anything else is a
+bug and keeps its traceback. Ctrl-C and SIGTERM stop training after saving a checkpoint
+(exit codes 130 and 143, as a shell reports them).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from pathlib import Path
+import warnings
 
 import torch
 
 from . import charlm
+from .data import DataIntegrityError, DataUnavailableError
 from .presets import PRESETS, get_preset
+from .training import RunFolderBusy, Terminated, TrainingDiverged
+from .training.device import pick_device
+from .training.runfolder import check_run_folder
+
+# Errors the course raises on purpose: each one already says what went wrong and what to
+# do. (RunFolderError and DamagedCheckpoint are ValueErrors.)
+EXPECTED_ERRORS = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    DataIntegrityError,
+    DataUnavailableError,
+    RunFolderBusy,
+    TrainingDiverged,
+)
+DEBUG_ENV = "LM_COURSE_DEBUG"
 
 
 def _train(args: argparse.Namespace) -> None:
     from .training import train
 
     preset = get_preset(args.preset)
-    out = Path(args.out or f"runs/{preset.name}")
+    out = check_run_folder(args.out or f"runs/{preset.name}")
     model, tokenizer, batches, config = charlm.build(
         preset,
         max_steps=args.max_steps,
@@ -28,29 +53,35 @@ def _train(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every,
         eval_every=args.eval_every,
     )
-    # Under torchrun every process runs this function; only the first writes and reports.
+    # Under torchrun every process runs this function; only the first reports.
     main_process = int(os.environ.get("RANK", "0")) == 0
     if main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        tokenizer.save(out / charlm.TOKENIZER_FILE)
         print(
             f"preset {preset.name}: {model.num_params() / 1e6:.2f}M parameters; "
             f"run folder {out}"
         )
-    history = train(model, batches, config, meta=charlm.run_meta(preset, model))
-    if main_process:
-        if history.val_loss:
-            print(
-                f"validation loss {history.val_loss[-1]:.4f} after {config.max_steps} steps"
-            )
+    history = train(
+        model,
+        batches,
+        config,
+        meta=charlm.run_meta(preset, model),
+        files={charlm.TOKENIZER_FILE: tokenizer.save},
+    )
+    if not main_process:
+        return
+    if history.steps and history.start_step >= history.steps[-1]:
+        print(f"nothing trained; the checkpoints in {out} are unchanged")
+        return
+    if history.val_loss:
         print(
-            f"checkpoint saved in {out}; try: python -m lm_course generate --run {out}"
+            f"validation loss {history.val_loss[-1]:.4f} after "
+            f"{history.eval_steps[-1]} steps"
         )
+    print(f"checkpoint saved in {out}; try: python -m lm_course generate --run {out}")
 
 
 def _generate(args: argparse.Namespace) -> None:
     from .generation import generate
-    from .training.device import pick_device
 
     device = pick_device(args.device)
     model, tokenizer = charlm.load_run(args.run, device)
@@ -74,7 +105,9 @@ def _generate(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from .bench import main as bench_main
 
-    bench_main(quick=args.quick, as_json=args.json, device=args.device)
+    bench_main(
+        quick=args.quick, as_json=args.json, device=args.device, budget_s=args.budget_s
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -84,9 +117,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the tests and the docs)."""
-    main = argparse.ArgumentParser(prog="python -m lm_course", description=__doc__)
+    main = argparse.ArgumentParser(
+        prog="python -m lm_course",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     sub = main.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a character-level GPT on Tiny Shakespeare")
@@ -146,17 +190,41 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--quick", action="store_true", help="a shorter run with the same keys"
     )
+    b.add_argument(
+        "--budget-s",
+        type=_positive_float,
+        help="seconds the default recipe trains for (default: the time the reference "
+        "configuration takes)",
+    )
     b.add_argument("--device", default="auto")
     b.set_defaults(func=_bench)
     return main
 
 
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+def _show_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
+    """Warnings as one ``warning: ...`` line, without the source file and line."""
+    print(f"warning: {_one_line(message)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m lm_course`` and the ``lm-course`` script."""
     args = parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as error:
-        # Errors the course raises on bad input are already explained; no traceback.
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    debug = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.showwarning = _show_warning
+        try:
+            args.func(args)
+        except KeyboardInterrupt as stop:
+            # The trainer has saved a checkpoint and said where; no traceback.
+            signum = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+            raise SystemExit(128 + signum) from None
+        except EXPECTED_ERRORS as error:
+            if debug:
+                raise
+            print(f"error: {_one_line(error)}", file=sys.stderr)
+            raise SystemExit(2) from None

@@ -9,12 +9,16 @@ import warnings
 import numpy as np
 import torch
 
+from .training import device as _device
+
 
 def setup(seed: int = 0, *, threads: int | None = None) -> torch.device:
     """Seed every generator, fix the thread count, make figures PNG; return the device.
 
-    The device is CUDA when there is a GPU (the notebooks then pick their larger presets),
-    else the CPU. ``threads`` defaults to ``OMP_NUM_THREADS`` when set: stored outputs are
+    The device is the one the trainer picks for ``device="auto"`` (CUDA, then Apple's
+    MPS, then the CPU: :func:`lm_course.training.default_device`), so inputs a notebook
+    builds on it meet a model the trainer placed. On CUDA the notebooks pick their larger
+    presets. ``threads`` defaults to ``OMP_NUM_THREADS`` when set: stored outputs are
     made with one thread, because results drift between thread counts.
     """
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
@@ -39,4 +43,4 @@ def setup(seed: int = 0, *, threads: int | None = None) -> torch.device:
     matplotlib.rcParams.update(
         {"figure.dpi": 80, "savefig.dpi": 80, "figure.figsize": (6, 3.5)}
     )
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return _device.pick_device("auto")

@@ -26,6 +26,10 @@ from .guards import FiniteGuard
 from .optimizer import make_optimizer
 from .runfolder import latest_checkpoint, lock_run_folder
 
+# The run's clock, in seconds. One name for every time the trainer reads, so a test can
+# replace it with a clock of its own.
+clock = time.perf_counter
+
 # How far up the stack a warning points: past these helpers, at the caller of train().
 _CALLER_OF_TRAIN = 5
 
@@ -54,8 +58,10 @@ class Run:
     loss_fn: LossFn = default_loss
     meta: dict[str, Any] = field(default_factory=dict)
     resumed_from: Path | None = None  # the checkpoint the run continues
-    started: float = field(default_factory=time.perf_counter)
-    window_start: float = field(default_factory=time.perf_counter)  # tokens per second
+    started: float = field(default_factory=lambda: clock())
+    window_start: float = field(
+        default_factory=lambda: clock()
+    )  # for tokens per second
     window_tokens: int = 0
     postfix: dict[str, str] = field(default_factory=dict)  # for the progress bar
 
@@ -64,9 +70,13 @@ class Run:
         """True for the one process that writes checkpoints (when there is a folder)."""
         return self.run_dir is not None and self.info.is_main
 
+    def now(self) -> float:
+        """The run's clock (seconds; only differences mean something)."""
+        return clock()
+
     def elapsed(self) -> float:
         """Seconds of training so far, across resumes."""
-        return self.seconds_before + time.perf_counter() - self.started
+        return self.seconds_before + clock() - self.started
 
     def count(self, tokens: int | None) -> None:
         """Add a step's tokens (None: the batches do not hold token ids)."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -215,7 +214,7 @@ def _log(run: Run, loss: Tensor, grad_norm: Tensor, lr: float, bar: Any) -> None
     # .item() waits for the GPU, so it happens only on logging steps.
     loss_value = all_reduce_mean(loss, run.info).item()
     run.guard.logged(run.step, loss_value)
-    now = time.perf_counter()
+    now = run.now()
     history = run.history
     history.steps.append(run.step)
     history.train_loss.append(loss_value)
