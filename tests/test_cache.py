@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import linecache
 import os
 import random
 import subprocess
@@ -58,7 +59,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-# --- keys ------------------------------------------------------------------------------
+# --- keys -----------------------------------------------------------------------------
 
 
 def test_key_changes_with_config_seed_data_device_and_needs(registry: dict) -> None:
@@ -110,6 +111,25 @@ def test_code_key_follows_the_code_not_its_comments_or_layout(
     assert _key(recipe) != first
 
 
+def test_a_recipe_typed_into_a_notebook_is_keyed_by_its_source() -> None:
+    """Functions of a notebook cell live in ``__main__``, which has no file."""
+
+    def cell(source: str) -> dict:
+        name = f"<ipython-input-{abs(hash(source))}>"
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+        namespace = {"__name__": "__main__"}
+        exec(compile(source, name, "exec"), namespace)
+        return namespace
+
+    first = cell("def build(config):\n    return config['width'] + 1\n")["build"]
+    same = cell("def build(config):  # again\n    return config['width'] + 1\n")
+    other = cell("def build(config):\n    return config['width'] + 2\n")["build"]
+    label, digest = fingerprint._function_digest(first)
+    assert label == "__main__.build"
+    assert fingerprint._function_digest(same["build"]) == (label, digest)
+    assert fingerprint._function_digest(other)[1] != digest
+
+
 def test_a_package_in_code_stands_for_all_its_modules() -> None:
     files = fingerprint._module_files("lm_course.training")
     assert {"lm_course.training", "lm_course.training.trainer"} <= set(files)
@@ -132,7 +152,7 @@ def test_recipes_are_checked_and_registered_once(registry: dict) -> None:
         dataclasses.replace(MICRO, seed="0")
 
 
-# --- entries: new, reused, listed, cleared ---------------------------------------------
+# --- entries: new, reused, listed, cleared --------------------------------------------
 
 
 def test_a_changed_recipe_trains_a_new_entry_and_an_unchanged_one_does_not(
@@ -157,6 +177,20 @@ def test_a_changed_recipe_trains_a_new_entry_and_an_unchanged_one_does_not(
     assert zoo.clear("micro") == 3 and zoo.list_entries() == []
 
 
+def test_fit_must_return_a_history_and_json_metrics(cache: Path) -> None:
+    def no_history(model, config, seed, device):
+        return {"val_loss": 1.0}
+
+    def bad_metrics(model, config, seed, device):
+        return MICRO.fit(model, config, seed, device)[0], {"model": model}
+
+    with pytest.raises(TypeError, match="must return a History"):
+        zoo.load(dataclasses.replace(MICRO, fit=no_history), device="cpu")
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        zoo.load(dataclasses.replace(MICRO, fit=bad_metrics), device="cpu")
+    assert zoo.list_entries() == []
+
+
 def test_entry_holds_safetensors_and_json_only(cache: Path) -> None:
     _, record = zoo.load(MICRO, device="cpu")
     assert sorted(p.name for p in record.path.iterdir()) == [ENTRY_FILE, WEIGHTS_FILE]
@@ -164,10 +198,10 @@ def test_entry_holds_safetensors_and_json_only(cache: Path) -> None:
     assert stored["key"] == record.key and stored["material"]["recipe"] == "micro"
     assert stored["metrics"] == record.metrics
     assert record.path.parent == cache and record.path.name.startswith("micro-seed0-")
-    assert repr(record) == f"Record('micro', seed=0, steps=10, key={record.key[:12]!r})"
+    assert repr(record) == "Record('micro', seed=0, steps=10)"
 
 
-# --- damaged entries -------------------------------------------------------------------
+# --- damaged entries ------------------------------------------------------------------
 
 
 def _truncate(path: Path) -> None:
@@ -209,7 +243,7 @@ def test_a_damaged_entry_is_rebuilt_with_a_warning(
     assert len(_log(tmp_path)) == 2
 
 
-# --- ready models (LM_COURSE_MODELS) ---------------------------------------------------
+# --- ready models (LM_COURSE_MODELS) --------------------------------------------------
 
 
 def test_ready_models_are_used_first_and_never_written(
@@ -233,7 +267,7 @@ def test_ready_models_are_used_first_and_never_written(
     assert len(_log(tmp_path)) == 2 and fresh.path.parent == cache
 
 
-# --- several processes -----------------------------------------------------------------
+# --- several processes ----------------------------------------------------------------
 
 WORKER = """
 import dataclasses, hashlib, json, os, sys, time
@@ -287,7 +321,7 @@ def test_two_processes_needing_one_model_train_it_once(
     assert not [p for p in cache.iterdir() if p.name.startswith((".tmp", ".old"))]
 
 
-# --- warm and cold give the same outputs -----------------------------------------------
+# --- warm and cold give the same outputs ----------------------------------------------
 
 
 def _draw() -> tuple[list[float], float, float, bool]:

@@ -20,6 +20,7 @@ warm cache would. So a notebook prints the same outputs either way:
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 import random
 import sys
@@ -77,12 +78,10 @@ class Record:
     path: Path = field(compare=False)
 
     def __repr__(self) -> str:
-        # Short and free of machine paths: notebooks print it, nbval compares it.
+        # Notebooks print it and nbval compares it: no machine paths, and no key (it
+        # changes with every edit of the code it covers, the printed model does not).
         steps = self.history.steps[-1] if self.history.steps else 0
-        return (
-            f"Record({self.recipe!r}, seed={self.seed}, steps={steps}, "
-            f"key={self.key[:12]!r})"
-        )
+        return f"Record({self.recipe!r}, seed={self.seed}, steps={steps})"
 
 
 def _record(contents: dict[str, Any], folder: Path) -> Record:
@@ -163,7 +162,9 @@ def _try_load(
         return model.eval(), _record(contents, folder)
     except FileNotFoundError:
         return None
-    except (EntryError, ValueError, KeyError, TypeError, RuntimeError) as error:
+    except (EntryError, ValueError, KeyError, TypeError) as error:
+        # ValueError: weights that do not fit the model; Key/TypeError: JSON whose
+        # fields are not what this version writes.
         warnings.warn(
             f"the stored model {folder.name!r} in {folder.parent} failed its check "
             f"({error}); it is not used and will be trained again",
@@ -189,6 +190,13 @@ def _fit(
             f"recipe {recipe.name!r}: fit must return a History or (History, dict of "
             f"metrics), got {type(result).__name__}"
         )
+    try:
+        json.dumps(metrics)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"recipe {recipe.name!r}: the metrics fit returns must be "
+            f"JSON-serialisable (numbers, strings, lists, dicts): {error}"
+        ) from None
     trained_on = {
         "device": history.device,
         "precision": history.precision,
