@@ -201,12 +201,22 @@ def test_bpe_stops_early_with_warning() -> None:
 
 
 def test_bpe_bad_inputs(bpe: BPETokenizer) -> None:
-    with pytest.raises(ValueError, match=r"vocab_size=100 is too small.*256"):
+    with pytest.raises(
+        ValueError, match=r"vocab_size must be an integer >= 256, got 100; a byte-level"
+    ):
         BPETokenizer.train("abc", vocab_size=100)
-    with pytest.raises(TypeError, match=r"vocab_size must be an int, got 300.0"):
+    with pytest.raises(TypeError, match=r"vocab_size must be an integer >= 256, got 300.0"):
         BPETokenizer.train("abc", vocab_size=300.0)
-    with pytest.raises(TypeError, match=r"vocab_size must be an int, got True"):
+    with pytest.raises(TypeError, match=r"vocab_size must be .* got True \(bool\)"):
         BPETokenizer.train("abc", vocab_size=True)
+    with pytest.raises(TypeError, match=r"vocab_size must be .* got None \(NoneType\)"):
+        BPETokenizer.train("abc", vocab_size=None)
+    with pytest.raises(TypeError, match=r"verbose must be True or False, got 'yes'"):
+        BPETokenizer.train("abc", vocab_size=300, verbose="yes")
+    with pytest.raises(TypeError, match=r"merges\[0\] must be \(\(a, b\), new_id\)"):
+        BPETokenizer([(1, 2, 256)])
+    with pytest.raises(TypeError, match=r"merges\[0\] ids must be an integer >= 0"):
+        BPETokenizer([((1, 2.5), 256)])
     with pytest.raises(TypeError, match=r"text must be a str, got bytes"):
         BPETokenizer.train(b"abc", vocab_size=300)
     with pytest.raises(TypeError, match=r"text must be a str, got int"):
@@ -297,22 +307,28 @@ def test_spm_save_load(tmp_path: Path, shakespeare: str) -> None:
 
 
 def test_spm_bad_inputs(shakespeare: str) -> None:
-    with pytest.raises(ValueError, match=r"model_type='word'.*\('bpe', 'unigram'\)"):
+    with pytest.raises(
+        ValueError, match=r"model_type must be one of \('bpe', 'unigram'\), got 'word'"
+    ):
         SentencePieceTokenizer.train("abc", 300, model_type="word")
     with pytest.raises(
         ValueError, match=r"vocab_size=300 is too large .*at most \d+ pieces"
     ):
         SentencePieceTokenizer.train("hello world\n" * 10, vocab_size=300)
-    with pytest.raises(TypeError, match=r"vocab_size must be an int, got '300'"):
+    with pytest.raises(TypeError, match=r"vocab_size must be an integer >= 5, got '300'"):
         SentencePieceTokenizer.train("abc", "300")
-    with pytest.raises(ValueError, match=r"vocab_size=2 is too small"):
+    with pytest.raises(ValueError, match=r"vocab_size must be .* got 2; the special"):
         SentencePieceTokenizer.train("abc", 2)
     with pytest.raises(ValueError, match=r"text is empty"):
         SentencePieceTokenizer.train("\n\n", 300)
     with pytest.raises(TypeError, match=r"text\[1\] is a int, not a str"):
         SentencePieceTokenizer.train(["abc", 3], 300)
-    with pytest.raises(ValueError, match=r"character_coverage=1.5 must be in \(0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"character_coverage must be a finite number > 0 and <= 1"
+    ):
         SentencePieceTokenizer.train("abc", 300, character_coverage=1.5)
+    with pytest.raises(TypeError, match=r"byte_fallback must be True or False, got 1"):
+        SentencePieceTokenizer.train("abc", 300, byte_fallback=1)
     tok = SentencePieceTokenizer.train(shakespeare[:30_000], 300)
     with pytest.raises(
         ValueError, match=r"ids\[0\]=300 is outside the vocabulary \[0, 300\)"

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import torch
 
+from lm_course.checks import check_bool, check_int, describe
 from lm_course.progress import progress
+from lm_course.tokenizers.files import build_from_file, read_tokenizer_file
 from lm_course.tokenizers.ids import as_id_list
 
 _FORMAT = "lm_course.BPETokenizer"
@@ -69,7 +71,19 @@ class BPETokenizer:
         self._rank: dict[Pair, int] = {}
         self._cache: dict[str, list[int]] = {}
         self._pattern = re.compile(SPLIT_PATTERN)
-        for (a, b), new_id in merges or []:
+        if merges is not None and not isinstance(merges, list | tuple):
+            raise TypeError(
+                f"merges must be a list of ((a, b), new_id), got {describe(merges)}"
+            )
+        for i, merge in enumerate(merges or []):
+            try:
+                (a, b), new_id = merge
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"merges[{i}] must be ((a, b), new_id), got {describe(merge)}"
+                ) from None
+            for value in (a, b, new_id):
+                check_int(f"merges[{i}] ids", value, minimum=0)
             self._add_merge((a, b), new_id)
 
     def _add_merge(self, pair: Pair, new_id: int) -> None:
@@ -113,15 +127,14 @@ class BPETokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(
-                f"vocab_size must be an int, got {vocab_size!r}; e.g. vocab_size=512"
-            )
-        if vocab_size < 256:
-            raise ValueError(
-                f"vocab_size={vocab_size} is too small: a byte-level BPE starts with 256 byte "
-                "tokens; pass vocab_size=256 + the number of merges you want (e.g. 512)"
-            )
+        check_int(
+            "vocab_size",
+            vocab_size,
+            minimum=256,
+            hint="; a byte-level BPE starts with 256 byte tokens; pass vocab_size=256 "
+            "+ the number of merges you want (e.g. 512)",
+        )
+        check_bool("verbose", verbose)
         tok = cls()
         _check_encodable(text)
 
@@ -260,18 +273,27 @@ class BPETokenizer:
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
         """Read a tokenizer written by :meth:`save`."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        fields = {
+            "pattern": "the pre-split pattern",
+            "merges": "the vocabulary, as merges",
+        }
+        data = read_tokenizer_file(path, "BPETokenizer", fields)
+        if data["pattern"] != SPLIT_PATTERN:
             raise ValueError(
-                f"{path} is not a BPETokenizer file (expected 'format': {_FORMAT!r}); "
-                "write one with BPETokenizer.save"
+                f"{path} was saved with a different pre-split pattern; its merges would "
+                "not give the same tokens with this version of the course: retrain the "
+                "tokenizer"
             )
-        if data.get("pattern") != SPLIT_PATTERN:
-            raise ValueError(
-                f"{path} was saved with a different pre-split pattern; its merges would not "
-                "give the same tokens with this version of the course: retrain the tokenizer"
-            )
-        return cls([((a, b), new_id) for a, b, new_id in data["merges"]])
+        merges = data["merges"]
+
+        def build() -> BPETokenizer:
+            if not isinstance(merges, list) or not all(
+                isinstance(m, list) and len(m) == 3 for m in merges
+            ):
+                raise ValueError("field 'merges' must be a list of [a, b, new_id]")
+            return cls([((a, b), new_id) for a, b, new_id in merges])
+
+        return build_from_file(path, build)
 
     def __repr__(self) -> str:
         return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)})"

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from lm_course.checks import describe
+from lm_course.tokenizers.files import build_from_file, read_tokenizer_file
 from lm_course.tokenizers.ids import as_id_list
 
 _FORMAT = "lm_course.CharTokenizer"
@@ -43,13 +45,16 @@ class CharTokenizer:
     """
 
     def __init__(self, chars: str | Sequence[str], unk: str | None = None) -> None:
-        if isinstance(chars, str):
-            chars = list(chars)
+        if not isinstance(chars, str | Sequence):
+            raise TypeError(
+                "chars must be a string or a list of one-character strings, got "
+                f"{describe(chars)}"
+            )
         for i, ch in enumerate(chars):
             if not isinstance(ch, str) or len(ch) != 1:
                 raise ValueError(
-                    f"chars[{i}]={ch!r} is not a single character; pass a string or a list "
-                    "of one-character strings"
+                    f"chars[{i}]={ch!r} is not a single character; pass a string or a "
+                    "list of one-character strings"
                 )
         if unk is not None:
             if not isinstance(unk, str) or unk == "":
@@ -58,8 +63,9 @@ class CharTokenizer:
                 )
             if unk in chars:
                 raise ValueError(
-                    f"unk={unk!r} is also a character of the alphabet, so decode could not "
-                    "tell them apart; pick a placeholder that is not in the text, e.g. '<unk>'"
+                    f"unk={unk!r} is also a character of the alphabet, so decode could "
+                    "not tell them apart; pick a placeholder that is not in the text, "
+                    "e.g. '<unk>'"
                 )
         self.chars: list[str] = sorted(set(chars))
         self.unk: str | None = unk
@@ -124,13 +130,11 @@ class CharTokenizer:
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
         """Read a tokenizer written by :meth:`save`."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError(
-                f"{path} is not a CharTokenizer file (expected 'format': {_FORMAT!r}); "
-                "write one with CharTokenizer.save"
-            )
-        return cls(data["chars"], unk=data.get("unk"))
+        data = read_tokenizer_file(
+            path, "CharTokenizer", {"chars": "the vocabulary"}, optional=("unk",)
+        )
+        unk = data.get("unk")
+        return build_from_file(path, lambda: cls(data["chars"], unk=unk))
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size}, unk={self.unk!r})"

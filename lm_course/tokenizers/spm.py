@@ -33,6 +33,7 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
+from lm_course.checks import check_bool, check_choice, check_int, check_number, describe
 from lm_course.tokenizers.ids import as_id_list
 
 MODEL_TYPES = ("bpe", "unigram")
@@ -88,23 +89,26 @@ class SentencePieceTokenizer:
 
         Training is deterministic: the same text and options give the same model.
         """
-        if model_type not in MODEL_TYPES:
-            raise ValueError(
-                f"model_type={model_type!r} is not supported; choose one of {MODEL_TYPES}"
-            )
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+        check_choice("model_type", model_type, MODEL_TYPES)
+        check_int(
+            "vocab_size",
+            vocab_size,
+            minimum=5,
+            hint="; the special pieces <unk>, <s>, </s> and the line break take 4 ids; "
+            "pass at least a few hundred",
+        )
+        check_number(
+            "character_coverage",
+            character_coverage,
+            minimum=0,
+            maximum=1,
+            strict_min=True,
+            hint=" (1.0 keeps every character, 0.9995 is usual for Chinese)",
+        )
+        check_bool("byte_fallback", byte_fallback)
+        if not isinstance(prefix, str) or not prefix:
             raise TypeError(
-                f"vocab_size must be an int, got {vocab_size!r}; e.g. vocab_size=500"
-            )
-        if vocab_size < 5:
-            raise ValueError(
-                f"vocab_size={vocab_size} is too small: the special pieces <unk>, <s>, </s> "
-                "and the line break take 4 ids; pass at least a few hundred"
-            )
-        if not 0.0 < character_coverage <= 1.0:
-            raise ValueError(
-                f"character_coverage={character_coverage} must be in (0, 1]; 1.0 keeps every "
-                "character, 0.9995 is usual for Chinese"
+                f"prefix must be a non-empty string, got {describe(prefix)}"
             )
         lines = _lines(text)
         # SentencePiece silently skips lines longer than max_sentence_length bytes (4192 by
