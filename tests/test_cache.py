@@ -18,6 +18,7 @@ import torch
 from zoo_helpers import LOG_ENV, MICRO, trainings
 
 from lm_course import zoo
+from lm_course.reference import load_reference
 from lm_course.training import seed_everything
 from lm_course.zoo import fingerprint, loader
 from lm_course.zoo import recipe as recipe_module
@@ -274,6 +275,7 @@ import dataclasses, hashlib, json, os, sys, time
 from pathlib import Path
 from zoo_helpers import MICRO
 from lm_course import zoo
+from lm_course.reference import load_reference
 
 barrier, count = Path(sys.argv[1]), int(sys.argv[2])
 (barrier / f"ready-{os.getpid()}").touch()
@@ -367,6 +369,8 @@ def test_warm_and_cold_loads_give_identical_models_records_and_random_state(
     assert _same_weights(trained, warm_model)
     assert history.val_loss == warm_record.history.val_loss
     assert metrics == warm_record.metrics
+    # And it is a normal run of its recipe: within the shipped reference's band.
+    assert load_reference("tiny-char-gpt").within(metrics["val_loss"])
     idx = torch.arange(32).remainder(65).unsqueeze(0)  # (1, 32)
     assert torch.equal(trained.eval()(idx)[0], warm_model(idx)[0])
     torch.set_flush_denormal(False)
