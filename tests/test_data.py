@@ -180,3 +180,53 @@ def test_split_rejects_bad_fractions() -> None:
         data.split_examples([1, 2, 3], val_fraction=1.5)
     with pytest.raises(ValueError, match="below 1 to leave training data"):
         data.split_examples([1, 2, 3], val_fraction=0.5, test_fraction=0.5)
+
+
+def test_data_errors_are_value_and_os_errors() -> None:
+    # The command line prints these as one `error:` line, like any ValueError/OSError.
+    assert issubclass(DataIntegrityError, ValueError)
+    assert issubclass(DataUnavailableError, OSError)
+    assert issubclass(DataIntegrityError, data.DataError)
+    assert issubclass(DataUnavailableError, data.DataError)
+
+
+def test_a_missing_local_folder_says_so(isolated, tmp_path, monkeypatch) -> None:
+    missing = tmp_path / "no-such-folder"
+    monkeypatch.setenv("LM_COURSE_DATA", str(missing))
+    with pytest.raises(
+        DataUnavailableError,
+        match=rf"LM_COURSE_DATA={missing} does not exist, but it should be the folder "
+        r"of offline copies .*unset LM_COURSE_DATA",
+    ):
+        fetch(SHAKESPEARE)
+    missing.write_text("a file")
+    with pytest.raises(DataUnavailableError, match=r"LM_COURSE_DATA=.* is a file"):
+        fetch(SHAKESPEARE)
+
+
+@pytest.mark.parametrize(
+    "mirror", ["mirror.example.org", "/srv/mirror", "ftp://mirror.example.org"]
+)
+def test_a_mirror_that_is_not_a_url_is_not_a_hash_mismatch(
+    isolated, monkeypatch, mirror
+) -> None:
+    monkeypatch.setenv("LM_COURSE_MIRROR", mirror)
+    with pytest.raises(
+        DataUnavailableError,
+        match=rf"LM_COURSE_MIRROR='{mirror}' is not an http\(s\) URL; .*or unset it",
+    ):
+        fetch(SHAKESPEARE)
+
+
+def test_a_cache_below_a_regular_file_is_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("LM_COURSE_DATA", raising=False)
+    monkeypatch.delenv("LM_COURSE_MIRROR", raising=False)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("LM_COURSE_CACHE", str(blocker / "cache"))
+    with pytest.raises(
+        DataUnavailableError,
+        match=rf"cannot cache {SHAKESPEARE} in .*: {blocker} is a file, not a folder; "
+        r"move it away or set LM_COURSE_CACHE",
+    ):
+        fetch(SHAKESPEARE)

@@ -26,12 +26,16 @@ ENV_CACHE = "LM_COURSE_CACHE"
 ENV_MIRROR = "LM_COURSE_MIRROR"
 
 
-class DataIntegrityError(RuntimeError):
+class DataError(RuntimeError):
+    """Any error of the data layer; its message says what to do, in one line."""
+
+
+class DataIntegrityError(DataError, ValueError):
     """A file exists but its sha256 is not the pinned one."""
 
 
-class DataUnavailableError(RuntimeError):
-    """A file is neither available locally nor downloadable."""
+class DataUnavailableError(DataError, OSError):
+    """A file is neither available locally nor downloadable, or a setting is wrong."""
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -55,8 +59,53 @@ def download_url(file: DataFile) -> str:
     mirror = os.environ.get(ENV_MIRROR)
     if not mirror:
         return file.url
-    parts = urlsplit(file.url)
-    return mirror.rstrip("/") + parts.path
+    base = urlsplit(mirror)
+    if base.scheme not in ("http", "https") or not base.netloc:
+        raise DataUnavailableError(
+            f"{ENV_MIRROR}={mirror!r} is not an http(s) URL; set it to the address of "
+            f"a mirror of {urlsplit(file.url).netloc}, e.g. https://mirror.example.org, "
+            "or unset it to download from the pinned URLs"
+        )
+    return mirror.rstrip("/") + urlsplit(file.url).path
+
+
+def _local_copy(entry: DataFile) -> Path | None:
+    """The copy below ``LM_COURSE_DATA``, checked, or None when that folder lacks it."""
+    local_root = os.environ.get(ENV_DATA)
+    if not local_root:
+        return None
+    if not Path(local_root).is_dir():
+        problem = "is a file" if Path(local_root).exists() else "does not exist"
+        raise DataUnavailableError(
+            f"{ENV_DATA}={local_root} {problem}, but it should be the folder of "
+            f"offline copies (holding {entry.path}); fix the path, or unset {ENV_DATA} "
+            "to download the data into the cache"
+        )
+    candidate = Path(local_root) / entry.path
+    if not candidate.is_file():
+        return None
+    actual = sha256_of(candidate)
+    if actual != entry.sha256:
+        raise DataIntegrityError(
+            f"{candidate} has sha256 {actual}, but the course expects {entry.sha256}. "
+            f"The copy is damaged or a different version: replace it with the file "
+            f"from {entry.url}, or unset {ENV_DATA} to download it."
+        )
+    return candidate
+
+
+def _cache_folder(entry: DataFile) -> Path:
+    """Where ``entry`` is cached; a regular file in the way is named."""
+    folder = cache_dir() / Path(entry.path).parent
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataUnavailableError(
+                    f"cannot cache {entry.path} in {folder}: {parent} is a file, not a "
+                    f"folder; move it away or set {ENV_CACHE} to another folder"
+                )
+            break
+    return folder
 
 
 def fetch(file: str | DataFile) -> Path:
@@ -65,23 +114,15 @@ def fetch(file: str | DataFile) -> Path:
     Example: ``fetch("tinyshakespeare/input.txt")``.
 
     Raises:
-        DataIntegrityError: a local copy or a download has the wrong sha256.
-        DataUnavailableError: no local copy and the download failed (offline, HTTP error).
+        DataIntegrityError: a local copy or a download has the wrong sha256
+            (a ``ValueError``).
+        DataUnavailableError: no local copy and the download failed (offline, HTTP
+            error), or a setting points nowhere useful (an ``OSError``).
     """
     entry = data_file(file) if isinstance(file, str) else file
-
-    local_root = os.environ.get(ENV_DATA)
-    if local_root:
-        candidate = Path(local_root) / entry.path
-        if candidate.is_file():
-            actual = sha256_of(candidate)
-            if actual != entry.sha256:
-                raise DataIntegrityError(
-                    f"{candidate} has sha256 {actual}, but the course expects "
-                    f"{entry.sha256}. The copy is damaged or a different version: replace it "
-                    f"with the file from {entry.url}, or unset {ENV_DATA} to download it."
-                )
-            return candidate
+    local = _local_copy(entry)
+    if local is not None:
+        return local
 
     # Imported only when a download is needed: pooch imports ``tqdm.auto``, which warns
     # (with an absolute path) in a notebook kernel without ipywidgets.
@@ -89,28 +130,35 @@ def fetch(file: str | DataFile) -> Path:
     import requests
 
     url = download_url(entry)
-    folder = cache_dir() / Path(entry.path).parent
+    folder = _cache_folder(entry)
     downloader = pooch.HTTPDownloader(progressbar=progress_enabled(), timeout=60)
     try:
         # pooch re-downloads a cached file whose hash does not match, and deletes a
         # download whose hash does not match, so a bad file is never returned.
-        local = pooch.retrieve(
+        cached = pooch.retrieve(
             url,
             known_hash=f"sha256:{entry.sha256}",
             fname=Path(entry.path).name,
             path=folder,
             downloader=downloader,
         )
-    except ValueError as err:
-        raise DataIntegrityError(
-            f"the download of {entry.path} from {url} does not have the expected sha256 "
-            f"{entry.sha256} ({err}). The server sent a different file: check "
-            f"{ENV_MIRROR} if you set it, or try again later."
-        ) from None
     except requests.exceptions.RequestException as err:
         raise DataUnavailableError(
             f"could not download {entry.path} from {url} ({type(err).__name__}). "
             f"Connect to the internet, or put a copy of the file at "
             f"<folder>/{entry.path} and set {ENV_DATA}=<folder>."
         ) from None
-    return Path(local)
+    except ValueError as err:
+        if "does not match the known hash" not in str(err):
+            raise
+        raise DataIntegrityError(
+            f"the download of {entry.path} from {url} does not have the expected "
+            f"sha256 {entry.sha256}. The server sent a different file: check "
+            f"{ENV_MIRROR} if you set it, or try again later."
+        ) from None
+    except OSError as err:
+        raise DataUnavailableError(
+            f"cannot write {entry.path} into the cache folder {folder} ({err}); set "
+            f"{ENV_CACHE} to a folder you can write to"
+        ) from None
+    return Path(cached)
