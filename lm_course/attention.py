@@ -5,14 +5,16 @@ The formula the course builds everything else on (Vaswani et al., 2017)::
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head)) V
 
 Every query is compared with *every* key (all pairs, a ``(q_len, k_len)`` score matrix),
-the scores of one query are turned into a probability distribution by the softmax, and the
-output is the matching weighted average of the values. Article 000 (sections 4.1-4.3)
-drops the softmax and multiplies ``q_i`` and ``k_i`` element by element; the chapter on
-attention shows with this module why neither shortcut is attention.
+the scores of one query are turned into a probability distribution by the softmax, and
+the output is the matching weighted average of the values. Article 000 (sections
+4.1-4.3) drops the softmax and multiplies ``q_i`` and ``k_i`` element by element; the
+chapter on attention shows with this module why neither shortcut is attention.
 
 Mask convention used throughout the package: a **boolean** tensor where ``True`` means
-"this query may attend to this key", broadcastable to ``(batch, heads, q_len, k_len)`` --
-the same convention as :func:`torch.nn.functional.scaled_dot_product_attention`.
+"this query may attend to this key", broadcastable to ``(batch, heads, q_len, k_len)``,
+the convention of :func:`torch.nn.functional.scaled_dot_product_attention`. An additive
+float bias (ALiBi, say) goes in a separate argument; a float or integer mask is refused,
+so a 0/1 mask can never be added to the scores by mistake.
 """
 
 from __future__ import annotations
@@ -129,16 +131,16 @@ def causal_mask(
 ) -> Tensor:
     """Boolean causal mask ``(q_len, k_len)``: each query sees itself and the past.
 
-    When ``q_len < k_len`` (decoding with a KV cache: the keys hold the past plus the new
-    tokens) the queries are the *last* ``q_len`` positions, so query ``i`` sits at
+    When ``q_len < k_len`` (decoding with a KV cache: the keys hold the past plus the
+    new tokens) the queries are the *last* ``q_len`` positions, so query ``i`` sits at
     position ``k_len - q_len + i`` and may attend to keys ``0 .. k_len - q_len + i``.
     """
     check_int("q_len", q_len, minimum=1)
     k_len = q_len if k_len is None else check_int("k_len", k_len, minimum=1)
     if k_len < q_len:
         raise ValueError(
-            f"k_len ({k_len}) must be >= q_len ({q_len}): the queries are the last q_len "
-            f"of the k_len positions"
+            f"k_len ({k_len}) must be >= q_len ({q_len}): the queries are the last "
+            "q_len of the k_len positions"
         )
     q_pos = torch.arange(k_len - q_len, k_len, device=device)[:, None]
     k_pos = torch.arange(k_len, device=device)[None, :]
@@ -151,12 +153,14 @@ def sliding_window_mask(
     k_len: int | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Causal *local* attention mask ``(seq, k_len)``: each query sees the last ``window``
-    positions, itself included.
+    """Causal *local* attention mask ``(seq, k_len)``: the last ``window`` positions.
+
+    Each query sees the ``window`` positions up to and including its own.
 
     This is the "local attention" of articles 000 and 004: the cost per query is
-    ``window`` instead of the whole prefix. ``k_len`` (default ``seq``) may exceed ``seq``
-    for KV-cache decoding, with the same position convention as :func:`causal_mask`.
+    ``window`` instead of the whole prefix. ``k_len`` (default ``seq``) may exceed
+    ``seq`` for KV-cache decoding, with the same position convention as
+    :func:`causal_mask`.
     """
     check_int("window", window, minimum=1)
     mask = causal_mask(seq, k_len, device=device)
@@ -172,9 +176,10 @@ def padding_mask(lengths_or_keep: Tensor, max_len: int | None = None) -> Tensor:
     Args:
         lengths_or_keep: either the true lengths ``(batch,)`` (integer; the first
             ``lengths[b]`` tokens of row ``b`` are real), or a ``keep`` mask
-            ``(batch, k_len)``, boolean or 0/1 integer, where ``True``/``1`` marks a real
-            token (the ``attention_mask`` convention of Hugging Face tokenizers -- the
-            opposite of ``key_padding_mask`` in :class:`torch.nn.MultiheadAttention`).
+            ``(batch, k_len)``, boolean or 0/1 integer, where ``True``/``1`` marks a
+            real token (the ``attention_mask`` convention of Hugging Face tokenizers --
+            the opposite of ``key_padding_mask`` in
+            :class:`torch.nn.MultiheadAttention`).
         max_len: padded length when lengths are given (default: the largest length).
 
     The result broadcasts over heads and queries: padding *keys* are hidden from every

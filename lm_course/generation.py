@@ -1,17 +1,19 @@
 """Autoregressive text generation for the GPT: sampling filters and the decoding loop.
 
 A language model gives a distribution over the next token; generating text means picking
-one token, appending it, and asking again (article 003, autoregressive decoding). How the
-token is picked changes the text a lot:
+one token, appending it, and asking again (article 003, autoregressive decoding). How
+the token is picked changes the text a lot:
 
 * **greedy** -- always the most likely token: deterministic, often repetitive;
 * **temperature** -- divide the logits by ``T`` before the softmax: ``T < 1`` sharpens
   the distribution, ``T > 1`` flattens it;
 * **top-k** -- sample among the ``k`` most likely tokens only;
 * **top-p (nucleus)** -- sample among the smallest set of tokens whose probabilities add
-  up to at least ``p``, so the candidate set grows and shrinks with the model's certainty.
+  up to at least ``p``, so the candidate set grows and shrinks with the model's
+  certainty.
 
-Each filter below takes and returns logits ``(batch, vocab)``; removed tokens get ``-inf``.
+Each filter below takes and returns logits ``(batch, vocab)``; removed tokens get
+``-inf``.
 """
 
 from __future__ import annotations
@@ -62,9 +64,10 @@ def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
 
 
 def top_k_filter(logits: Tensor, k: int) -> Tensor:
-    """Keep the ``k`` largest logits of each row ``(batch, vocab)``, set the rest to -inf.
+    """Keep the ``k`` largest logits of each row ``(batch, vocab)``; the rest get -inf.
 
-    Ties at the k-th value are all kept. ``k`` larger than the vocabulary keeps everything.
+    Ties at the k-th value are all kept. ``k`` larger than the vocabulary keeps
+    everything.
     """
     _check_sampling(1.0, k, None, greedy=False)
     k = min(k, logits.size(-1))
@@ -73,10 +76,10 @@ def top_k_filter(logits: Tensor, k: int) -> Tensor:
 
 
 def top_p_filter(logits: Tensor, p: float) -> Tensor:
-    """Nucleus filter: keep the smallest set of top tokens whose probability reaches ``p``.
+    """Nucleus filter: keep the fewest top tokens whose probability reaches ``p``.
 
-    Works on logits ``(batch, vocab)``. The most likely token is always kept, so ``p`` close
-    to 0 behaves like greedy decoding and ``p = 1`` keeps every token.
+    Works on logits ``(batch, vocab)``. The most likely token is always kept, so ``p``
+    close to 0 behaves like greedy decoding and ``p = 1`` keeps every token.
     """
     _check_sampling(1.0, None, p, greedy=False)
     if p >= 1.0:  # rounding in the cumulative sum could otherwise drop the far tail
@@ -136,16 +139,16 @@ def generate(
 ) -> Tensor:
     """Continue the prompts ``idx`` ``(batch, seq)`` by up to ``max_new_tokens`` tokens.
 
-    Returns ``(batch, seq + n)`` ids: the prompts followed by ``n <= max_new_tokens`` new
-    tokens.
+    Returns ``(batch, seq + n)`` ids: the prompts followed by ``n <= max_new_tokens``
+    new tokens.
 
     Without a cache, every step runs the model on the last ``block_size`` tokens. With
     ``use_cache=True`` the prompt is run once (*prefill*, cropped to its last
     ``block_size`` tokens) and each later step feeds only the newest token, reusing the
     stored keys and values. A cache cannot grow past ``block_size``: once the context
-    fills it, each step re-runs the last ``block_size`` tokens from position 0 -- exactly
-    what the no-cache path does, so both paths give the same tokens, and past that point
-    the cache no longer saves time.
+    fills it, each step re-runs the last ``block_size`` tokens from position 0 --
+    exactly what the no-cache path does, so both paths give the same tokens, and past
+    that point the cache no longer saves time.
 
     ``stop_tokens``: a row that produces one of these ids is finished; its later
     positions repeat that stop token, and generation ends early when every row is
@@ -193,7 +196,8 @@ def generate(
                 else:
                     logits, _ = model(idx[:, -1:], cache=cache, last_only=True)
                 next_id = pick(logits)  # (batch,)
-                # Finished rows repeat their last token (the stop token that ended them).
+                # Finished rows repeat their last token (the stop token that ended
+                # them).
                 next_id = torch.where(finished, idx[:, -1], next_id)
                 idx = torch.cat([idx, next_id[:, None]], dim=1)
                 if stop is not None:

@@ -1,4 +1,4 @@
-"""Positional information for Transformers: sinusoidal, learned, rotary (RoPE) and ALiBi.
+"""Positions for Transformers: sinusoidal, learned, rotary (RoPE) and ALiBi.
 
 Attention by itself is blind to order: permuting the tokens permutes the outputs and
 changes nothing else. The four schemes here put order back in two different ways:
@@ -35,16 +35,17 @@ __all__ = [
 def _check_even(name: str, value: int, what: str) -> None:
     if value % 2 != 0:
         raise ValueError(
-            f"{name} must be even for {what} (dimensions are used in pairs), got {value}; "
-            f"try {value - 1} or {value + 1}"
+            f"{name} must be even for {what} (dimensions are used in pairs), got "
+            f"{value}; try {value - 1} or {value + 1}"
         )
 
 
 def _check_span(offset: int, length: int, max_len: int) -> None:
     if offset < 0 or offset + length > max_len:
         raise ValueError(
-            f"positions {offset}..{offset + length - 1} do not fit in max_len={max_len}; "
-            f"build the module with a larger max_len or use a shorter sequence"
+            f"positions {offset}..{offset + length - 1} do not fit in "
+            f"max_len={max_len}; build the module with a larger max_len or use a "
+            "shorter sequence"
         )
 
 
@@ -73,7 +74,8 @@ def sinusoidal_table(max_len: int, d_model: int, base: float = 10000.0) -> Tenso
 class SinusoidalPositionalEncoding(nn.Module):
     """Adds the sinusoidal table to token embeddings; has no trainable parameters.
 
-    ``forward(x (batch, seq, d_model), offset=0)`` returns ``x + PE[offset:offset+seq]``.
+    ``forward(x (batch, seq, d_model), offset=0)`` returns
+    ``x + PE[offset:offset+seq]``.
     """
 
     def __init__(self, d_model: int, max_len: int, base: float = 10000.0) -> None:
@@ -85,7 +87,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         )
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
-        """``(batch, seq, d_model)`` -> same shape, with positions ``offset..`` added."""
+        """``(batch, seq, d_model)`` -> same shape, positions ``offset..`` added."""
         _check_span(offset, x.size(1), self.max_len)
         return x + self.table[offset : offset + x.size(1)]
 
@@ -119,9 +121,9 @@ def rope_frequencies(d_head: int, base: float = 10000.0) -> Tensor:
 
 
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    # Pairs are (x[i], x[i + d/2]) -- the "rotate half" layout of GPT-NeoX and LLaMA. It is
-    # the paper's (x[2i], x[2i+1]) pairing with the dimensions permuted, so it has the same
-    # properties and needs no strided indexing.
+    # Pairs are (x[i], x[i + d/2]) -- the "rotate half" layout of GPT-NeoX and LLaMA. It
+    # is the paper's (x[2i], x[2i+1]) pairing with the dimensions permuted, so it has
+    # the same properties and needs no strided indexing.
     half = x.size(-1) // 2
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
@@ -155,7 +157,8 @@ def apply_rotary(
         positions = torch.arange(offset, offset + x.size(2), dtype=torch.float64)
     elif positions.shape != (x.size(2),):
         raise ValueError(
-            f"positions must have shape (seq,) = ({x.size(2)},), got {tuple(positions.shape)}"
+            f"positions must have shape (seq,) = ({x.size(2)},), got "
+            f"{tuple(positions.shape)}"
         )
     angles = positions.to(torch.float64).cpu()[:, None] * inv_freq  # (seq, d_head / 2)
     cos = torch.cos(angles).to(x.device, x.dtype)
@@ -181,7 +184,7 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("sin", torch.sin(angles).float(), persistent=False)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
-        """``(batch, heads, seq, d_head)`` -> same shape, rotated by positions ``offset..``."""
+        """``(batch, heads, seq, d_head)`` -> the same, rotated by positions offset.."""
         seq = x.size(2)
         _check_span(offset, seq, self.max_len)
         cos = self.cos[offset : offset + seq].to(x.dtype)

@@ -1,4 +1,4 @@
-"""Tests for lm_course.attention: the written-out attention, the masks and the module."""
+"""Tests for lm_course.attention: the written-out attention, masks and the module."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""One wording for every wrong argument: the shared checks and the configs that use them."""
+"""One wording for every wrong argument: the shared checks and the configs."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""The data registry, the verified fetcher (against a server on 127.0.0.1) and the loaders."""
+"""The data registry, the verified fetcher (a server on 127.0.0.1) and the loaders."""
 
 from __future__ import annotations
 

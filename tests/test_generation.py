@@ -19,8 +19,9 @@ INF = float("-inf")
 
 
 def peaked_gpt(**overrides) -> GPT:
-    """A small random GPT with larger weights, so its next-token distributions are peaked:
-    the tests then compare real choices, not near-ties decided by rounding."""
+    """A small random GPT with larger weights, so that its next-token distributions
+    are peaked: the tests then compare real choices, not near-ties decided by
+    rounding."""
     torch.manual_seed(0)
     settings = dict(vocab_size=VOCAB, block_size=10, n_layer=2, n_head=2, d_model=16)
     model = GPT(GPTConfig(**{**settings, **overrides}))
@@ -217,7 +218,8 @@ def test_generated_ids_can_be_used_for_training() -> None:
     loss.backward()  # would fail on an inference tensor
 
 
-# ---------------------------------------------------------------------------- non-finite
+# ----------------------------------------------------------------------------
+# non-finite
 
 
 @pytest.mark.parametrize("greedy", [False, True])

@@ -1,4 +1,4 @@
-"""Tests for the LSTM language model (the corrected model of article 000, section 5.2)."""
+"""Tests for the LSTM language model (the corrected model of article 000, §5.2)."""
 
 from __future__ import annotations
 
@@ -151,19 +151,26 @@ def test_forward_errors() -> None:
         model(torch.zeros(5, dtype=torch.long))
     with pytest.raises(TypeError, match=r"idx must hold integer token ids .*float32"):
         model(torch.zeros(2, 5))
-    with pytest.raises(ValueError, match=r"idx contains token id 11, outside the vocabulary \[0, 10\]"):
+    with pytest.raises(
+        ValueError, match=r"idx contains token id 11, outside the vocabulary \[0, 10\]"
+    ):
         model(torch.tensor([[0, 11]]))
     idx = torch.zeros(2, 5, dtype=torch.long)
-    with pytest.raises(ValueError, match=r"targets must have shape \(2, 5\), got \(2, 4"):
+    with pytest.raises(
+        ValueError, match=r"targets must have shape \(2, 5\), got \(2, 4"
+    ):
         model(idx, idx[:, :4])
     with pytest.raises(ValueError, match=r"targets contains -1, .*use -100 for"):
         model(idx, idx - torch.eye(2, 5, dtype=torch.long))
-    with pytest.raises(TypeError, match=r"idx must hold integer token ids .*torch.bool"):
+    with pytest.raises(
+        TypeError, match=r"idx must hold integer token ids .*torch.bool"
+    ):
         model(idx.bool())
     with pytest.raises(ValueError, match=r"at least one row and one token, .*\(2, 0\)"):
         model(idx[:, :0])
     with pytest.raises(
-        ValueError, match=r"state h must have shape .* = \(2, 2, 16\), got .*\(2, 3, 16\)"
+        ValueError,
+        match=r"state h must have shape .* = \(2, 2, 16\), got .*\(2, 3, 16\)",
     ):
         model(idx, state=model.init_state(3))
     with pytest.raises(TypeError, match=r"state must be a tuple \(h, c\)"):

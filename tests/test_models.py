@@ -1,4 +1,4 @@
-"""Tests for the course's Transformers: GPT, the masked-LM encoder, the encoder-decoder."""
+"""Tests for the course's Transformers: GPT, the MLM encoder, the encoder-decoder."""
 
 import math
 
@@ -57,7 +57,11 @@ def test_config_defaults_and_derived_values():
             ValueError,
             r"d_model=512 is not divisible by n_heads=6",
         ),
-        ({"n_layer": 0}, ValueError, r"GPTConfig.n_layer must be an integer >= 1, got 0"),
+        (
+            {"n_layer": 0},
+            ValueError,
+            r"GPTConfig.n_layer must be an integer >= 1, got 0",
+        ),
         (
             {"vocab_size": 65.0},
             TypeError,
@@ -98,7 +102,8 @@ def test_forward_shapes_and_initial_loss():
     logits, loss = model(idx)
     assert logits.shape == (3, 12, VOCAB) and loss is None
     logits, loss = model(idx, torch.randint(0, VOCAB, (3, 12)))
-    # Small initial weights: the prediction is close to uniform, loss close to ln(vocab).
+    # Small initial weights: the prediction is close to uniform, loss close to
+    # ln(vocab).
     assert abs(loss.item() - math.log(VOCAB)) < 0.1
     last, _ = model(idx, last_only=True)
     torch.testing.assert_close(last, logits[:, -1:])
@@ -148,7 +153,7 @@ def test_forward_rejects_bad_input():
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
 def test_gpt_is_causal(variant):
-    """The gradient of the logits at position t w.r.t. the inputs at positions > t is 0."""
+    """The gradient of the logits at position t w.r.t. inputs after t is 0."""
     model = tiny_gpt(**variant)
     captured = []
 
@@ -304,7 +309,9 @@ def test_encoder_rejects_bad_config_and_input():
     with pytest.raises(ValueError, match="longer than max_len=10"):
         model(torch.ones(1, 11, dtype=torch.long))
     with pytest.raises(ValueError, match=r"attention_mask must have the shape of idx"):
-        model(torch.ones(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 3).long())
+        model(
+            torch.ones(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 3).long()
+        )
     with pytest.raises(TypeError, match=r"attention_mask must be a boolean or 0/1"):
         model(torch.ones(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 4))
 
@@ -365,7 +372,9 @@ def test_mask_tokens_rejects_bad_arguments():
     ids = torch.ones(2, 3, dtype=torch.long)
     with pytest.raises(ValueError, match=r"prob must be a finite number > 0 and <= 1"):
         mask_tokens(ids, 3, 10, prob=0)
-    with pytest.raises(ValueError, match=r"mask_id must be an integer in \[0, 9\], got 10"):
+    with pytest.raises(
+        ValueError, match=r"mask_id must be an integer in \[0, 9\], got 10"
+    ):
         mask_tokens(ids, 10, 10)
     with pytest.raises(TypeError, match="integer tensor"):
         mask_tokens(ids.float(), 3, 10)
@@ -438,7 +447,9 @@ def test_seq2seq_learns_to_reverse_and_greedy_decodes():
 
 
 def test_seq2seq_config_errors():
-    with pytest.raises(ValueError, match=r"pad_id must be an integer in \[0, 4\], got 7"):
+    with pytest.raises(
+        ValueError, match=r"pad_id must be an integer in \[0, 4\], got 7"
+    ):
         Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=5, pad_id=7)
     with pytest.raises(ValueError, match="d_model=512 is not divisible by n_heads=6"):
         Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=5, d_model=512, n_head=6)

@@ -24,7 +24,8 @@ def test_sinusoidal_known_values():
     # Dimension pair 0 turns one radian per position.
     assert pe[1, 0].item() == pytest.approx(math.sin(1.0))
     assert pe[1, 1].item() == pytest.approx(math.cos(1.0))
-    # Pair i turns at 10000^(-2i/d): pair 1 of d=8 at 10000^(-1/4) = 0.1 rad per position.
+    # Pair i turns at 10000^(-2i/d): pair 1 of d=8 at 10000^(-1/4) = 0.1 rad per
+    # position.
     assert pe[7, 2].item() == pytest.approx(math.sin(0.7), abs=1e-6)
     assert pe[7, 3].item() == pytest.approx(math.cos(0.7), abs=1e-6)
     assert pe.abs().max() <= 1.0
@@ -124,7 +125,8 @@ def test_alibi_bias_shape_values_and_cache_offset():
     assert bias[0, 3, 0].item() == pytest.approx(
         -3 * 2.0**-4
     )  # 2 heads: slopes 1/16, 1/256
-    # The last query of a cache step sees the same bias as the last row of the full table.
+    # The last query of a cache step sees the same bias as the last row of the full
+    # table.
     torch.testing.assert_close(alibi_bias(2, 1, 4), bias[:, -1:])
     torch.testing.assert_close(alibi_bias(2, 2, 4), bias[:, 2:])
     with pytest.raises(ValueError, match=r"k_len \(2\) must be >= q_len \(3\)"):

@@ -30,10 +30,14 @@ def bpe(shakespeare: str) -> BPETokenizer:
     return BPETokenizer.train(shakespeare[:100_000], vocab_size=356)
 
 
-MIXED = "Hello, world!  Tabs\tand\nnewlines; 子曰：“学而时习之。” 🙂👍🏽 café naïve 123_456 it's"
+MIXED = (
+    "Hello, world!  Tabs\tand\nnewlines; 子曰：“学而时习之。” "
+    "🙂👍🏽 café naïve 123_456 it's"
+)
 
 
-# ------------------------------------------------------------------------------ characters
+# ------------------------------------------------------------------------------
+# characters
 
 
 def test_char_roundtrip_and_sorted_vocab() -> None:
@@ -102,7 +106,8 @@ def test_char_save_load(tmp_path: Path) -> None:
         CharTokenizer.load(tmp_path / "other.json")
 
 
-# ------------------------------------------------------------------------------------- BPE
+# -------------------------------------------------------------------------------------
+# BPE
 
 
 def test_bpe_untrained_is_bytes() -> None:
@@ -148,7 +153,8 @@ def test_bpe_merges_in_order(bpe: BPETokenizer) -> None:
 def test_bpe_first_merge_is_most_frequent_pair() -> None:
     text = "aaab " * 10 + "cd " * 3
     tok = BPETokenizer.train(text, vocab_size=257)
-    # Pairs inside the chunks " aaab": (a, a) occurs twice per chunk, more than any other.
+    # Pairs inside the chunks " aaab": (a, a) occurs twice per chunk, more than any
+    # other.
     assert tok.merges == [((97, 97), 256)]
 
 
@@ -181,7 +187,8 @@ def test_bpe_tokens_shows_partial_bytes(bpe: BPETokenizer) -> None:
     assert "".join(bpe.tokens("the king")) == "the king"
     # "学" is three bytes that this English-trained tokenizer never merged.
     assert bpe.tokens("学") == ["<0xE5>", "<0xAD>", "<0xA6>"]
-    # Bytes E5 AD A6: pairs (E5, AD) and (AD, A6) tie, and the smaller pair is merged first.
+    # Bytes E5 AD A6: pairs (E5, AD) and (AD, A6) tie, and the smaller pair is merged
+    # first.
     zh = BPETokenizer.train("学学学学", vocab_size=257)
     assert zh.tokens("学") == ["<0xE5>", "<0xAD><0xA6>"]
 
@@ -205,7 +212,9 @@ def test_bpe_bad_inputs(bpe: BPETokenizer) -> None:
         ValueError, match=r"vocab_size must be an integer >= 256, got 100; a byte-level"
     ):
         BPETokenizer.train("abc", vocab_size=100)
-    with pytest.raises(TypeError, match=r"vocab_size must be an integer >= 256, got 300.0"):
+    with pytest.raises(
+        TypeError, match=r"vocab_size must be an integer >= 256, got 300.0"
+    ):
         BPETokenizer.train("abc", vocab_size=300.0)
     with pytest.raises(TypeError, match=r"vocab_size must be .* got True \(bool\)"):
         BPETokenizer.train("abc", vocab_size=True)
@@ -256,7 +265,8 @@ def test_bpe_save_load(tmp_path: Path, bpe: BPETokenizer) -> None:
         BPETokenizer.load(tmp_path / "char.json")
 
 
-# --------------------------------------------------------------------------- SentencePiece
+# ---------------------------------------------------------------------------
+# SentencePiece
 
 
 @pytest.mark.parametrize("model_type", ["bpe", "unigram"])
@@ -315,7 +325,9 @@ def test_spm_bad_inputs(shakespeare: str) -> None:
         ValueError, match=r"vocab_size=300 is too large .*at most \d+ pieces"
     ):
         SentencePieceTokenizer.train("hello world\n" * 10, vocab_size=300)
-    with pytest.raises(TypeError, match=r"vocab_size must be an integer >= 5, got '300'"):
+    with pytest.raises(
+        TypeError, match=r"vocab_size must be an integer >= 5, got '300'"
+    ):
         SentencePieceTokenizer.train("abc", "300")
     with pytest.raises(ValueError, match=r"vocab_size must be .* got 2; the special"):
         SentencePieceTokenizer.train("abc", 2)

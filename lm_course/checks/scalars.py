@@ -19,7 +19,7 @@ C = TypeVar("C")
 
 
 def describe(value: Any) -> str:
-    """``repr`` plus the type for anything that is not a plain number: ``'0.1' (str)``."""
+    """``repr``, plus the type for anything but a plain number: ``'0.1' (str)``."""
     if isinstance(value, Tensor):
         return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     text = repr(value)
@@ -47,7 +47,7 @@ def check_int(
     maximum: int | None = None,
     hint: str = "",
 ) -> int:
-    """An integer (not a bool; NumPy integers are fine) within ``[minimum, maximum]``."""
+    """An integer (not a bool; NumPy integers are fine) in ``[minimum, maximum]``."""
     what = f"{name} must be an integer{_interval(minimum, maximum)}"
     if isinstance(value, bool):
         raise TypeError(f"{what}, got {describe(value)}{hint}")
@@ -151,9 +151,9 @@ def config_from_dict(cls: type[C], data: Any, source: str | Path | None = None) 
 
 
 class FromDict:
-    """Gives a dataclass config ``from_dict(data, source=path)``: see config_from_dict."""
+    """Gives a dataclass config ``from_dict(data, source=path)`` (config_from_dict)."""
 
     @classmethod
     def from_dict(cls: type[C], data: Any, source: str | Path | None = None) -> C:
-        """Rebuild the config from ``dataclasses.asdict`` output, read from ``source``."""
+        """The config from ``dataclasses.asdict`` output, read from ``source``."""
         return config_from_dict(cls, data, source)

@@ -97,9 +97,9 @@ def check_targets(
 ) -> Tensor:
     """Class ids of the given shape, each in ``[0, n_classes)`` or ``ignore_index``.
 
-    Checked like inputs, so that a float tensor is not silently truncated to integers and
-    an id out of range gives this message, not an ``IndexError`` inside the loss (or a
-    device-side assert on a GPU). The range check is skipped while compiling.
+    Checked like inputs, so that a float tensor is not silently truncated to integers
+    and an id out of range gives this message, not an ``IndexError`` inside the loss (or
+    a device-side assert on a GPU). The range check is skipped while compiling.
     """
     _check_class_ids(targets, name, "class ids")
     if tuple(targets.shape) != tuple(shape):
@@ -152,8 +152,9 @@ def check_hidden(x: Any, d_model: int, dtype: torch.dtype, name: str = "x") -> T
 def check_qkv(q: Any, k: Any, v: Any) -> tuple[int, int, int, int]:
     """Queries, keys and values that fit together; returns the score shape.
 
-    ``q`` ``(batch, heads, q_len, d_head)``, ``k`` ``(batch, heads, k_len, d_head)`` and
-    ``v`` ``(batch, heads, k_len, d_v)``; the result is ``(batch, heads, q_len, k_len)``.
+    ``q`` ``(batch, heads, q_len, d_head)``, ``k`` ``(batch, heads, k_len, d_head)``
+    and ``v`` ``(batch, heads, k_len, d_v)``; the result is
+    ``(batch, heads, q_len, k_len)``.
     """
     tensors = {"q": q, "k": k, "v": v}
     for name, t in tensors.items():

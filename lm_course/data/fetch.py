@@ -2,7 +2,8 @@
 
 The order, and the environment variables that steer it:
 
-1. ``LM_COURSE_DATA``: a folder holding offline copies (CI points it at ``shared/data``).
+1. ``LM_COURSE_DATA``: a folder holding offline copies (CI points it at
+   ``shared/data``).
 2. The cache, ``LM_COURSE_CACHE`` or the operating system's cache folder.
 3. A download from the pinned URL (``LM_COURSE_MIRROR`` replaces the host, for readers
    behind a proxy that mirrors GitHub's raw files).
@@ -48,7 +49,7 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def cache_dir() -> Path:
-    """The folder downloads are cached in (``LM_COURSE_CACHE`` overrides the default)."""
+    """The folder downloads are cached in (``LM_COURSE_CACHE`` overrides it)."""
     import pooch
 
     return Path(os.environ.get(ENV_CACHE) or pooch.os_cache("lm-course"))
@@ -63,7 +64,8 @@ def download_url(file: DataFile) -> str:
     if base.scheme not in ("http", "https") or not base.netloc:
         raise DataUnavailableError(
             f"{ENV_MIRROR}={mirror!r} is not an http(s) URL; set it to the address of "
-            f"a mirror of {urlsplit(file.url).netloc}, e.g. https://mirror.example.org, "
+            f"a mirror of {urlsplit(file.url).netloc}, e.g. "
+            "https://mirror.example.org, "
             "or unset it to download from the pinned URLs"
         )
     return mirror.rstrip("/") + urlsplit(file.url).path

@@ -49,8 +49,8 @@ class SentencePair:
 def tatoeba_cmn_eng(seed: int = 0) -> Splits[SentencePair]:
     """Tatoeba English-Mandarin pairs (23,610), split 80/10/10 with a fixed seed.
 
-    The third column of the file (the per-pair attribution required by the CC BY license)
-    is dropped here; the book's data page credits Tatoeba.
+    The third column of the file (the per-pair attribution required by the CC BY
+    license) is dropped here; the book's data page credits Tatoeba.
     """
     text = fetch("tatoeba_cmn_eng/cmn.txt").read_text(encoding="utf-8")
     pairs = [SentencePair(*line.split("\t")[:2]) for line in text.splitlines() if line]
@@ -59,7 +59,7 @@ def tatoeba_cmn_eng(seed: int = 0) -> Splits[SentencePair]:
 
 @dataclass(frozen=True)
 class QAExample:
-    """A reading-comprehension question with its context and answer spans (SQuAD format)."""
+    """A reading-comprehension question, its context and answer spans (SQuAD)."""
 
     id: str
     title: str
@@ -112,8 +112,8 @@ CLASSICS = {
 def chinese_classics(name: str = "lunyu") -> list[str]:
     """One text per chapter or poem of a Chinese classic.
 
-    ``name``: ``"lunyu"`` (Analects, 20 chapters, simplified characters), ``"shijing"`` (Book
-    of Songs, 305 poems, simplified), ``"tangshi300"`` (Three Hundred Tang Poems,
+    ``name``: ``"lunyu"`` (Analects, 20 chapters, simplified characters), ``"shijing"``
+    (Book of Songs, 305 poems, simplified), ``"tangshi300"`` (Three Hundred Tang Poems,
     traditional) or ``"tang"`` (the first 1,000 Complete Tang Poems, traditional).
     """
     if name not in CLASSICS:
@@ -133,7 +133,7 @@ class SummaryExample:
 
 
 def csl_titles(split: str = "dev") -> list[SummaryExample]:
-    """CSL: Chinese scientific abstracts and their titles (1,000 per split: dev or test)."""
+    """CSL: Chinese scientific abstracts and their titles (1,000 per split)."""
     if split not in ("dev", "test"):
         raise ValueError(f"split must be 'dev' or 'test', got {split!r}")
     with open(fetch(f"csl_title/{split}.tsv"), encoding="utf-8", newline="") as f:

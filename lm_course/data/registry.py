@@ -1,7 +1,8 @@
 """Every data file the course uses: where it comes from, its hash, its license.
 
-The entries mirror ``shared/data/SOURCES.md``: each file is pinned to a commit of a public
-repository, so its sha256 never changes. A file whose hash does not match is never used.
+The entries mirror ``shared/data/SOURCES.md``: each file is pinned to a commit of a
+public repository, so its sha256 never changes. A file whose hash does not match is
+never used.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ _GH = "https://raw.githubusercontent.com"
 class DataFile:
     """One downloadable file.
 
-    ``path`` is where the file lives below a data folder (``LM_COURSE_DATA``) or the cache,
-    for example ``"tinyshakespeare/input.txt"``.
+    ``path`` is where the file lives below a data folder (``LM_COURSE_DATA``) or the
+    cache, for example ``"tinyshakespeare/input.txt"``.
     """
 
     path: str
@@ -70,8 +71,8 @@ DATASETS: dict[str, Dataset] = {
             ),
             license="CC BY 4.0",
             citation=(
-                "Bo Pang and Lillian Lee. Seeing stars: Exploiting class relationships for "
-                "sentiment categorization with respect to rating scales. ACL 2005."
+                "Bo Pang and Lillian Lee. Seeing stars: Exploiting class relationships "
+                "for sentiment categorization with respect to rating scales. ACL 2005."
             ),
             homepage="http://www.cs.cornell.edu/people/pabo/movie-review-data/",
         ),
@@ -94,7 +95,10 @@ DATASETS: dict[str, Dataset] = {
                     1_441,
                 ),
             ),
-            license="CC BY 2.0 FR (Tatoeba); attribution to tatoeba.org and manythings.org/anki",
+            license=(
+                "CC BY 2.0 FR (Tatoeba); attribution to tatoeba.org and "
+                "manythings.org/anki"
+            ),
             citation="Tatoeba Project, https://tatoeba.org, via https://www.manythings.org/anki/",
             homepage="https://tatoeba.org",
         ),
@@ -124,8 +128,9 @@ DATASETS: dict[str, Dataset] = {
             ),
             license="CC BY-SA 4.0",
             citation=(
-                "Mikel Artetxe, Sebastian Ruder and Dani Yogatama. On the cross-lingual "
-                "transferability of monolingual representations. ACL 2020."
+                "Mikel Artetxe, Sebastian Ruder and Dani Yogatama. On the "
+                "cross-lingual transferability of monolingual representations. "
+                "ACL 2020."
             ),
             homepage="https://github.com/google-deepmind/xquad",
         ),
@@ -143,8 +148,8 @@ DATASETS: dict[str, Dataset] = {
             ),
             license="CC BY-SA 4.0",
             citation=(
-                "Yiming Cui et al. A span-extraction dataset for Chinese machine reading "
-                "comprehension. EMNLP 2019."
+                "Yiming Cui et al. A span-extraction dataset for Chinese machine "
+                "reading comprehension. EMNLP 2019."
             ),
             homepage="https://github.com/ymcui/cmrc2018",
         ),
@@ -216,8 +221,8 @@ DATASETS: dict[str, Dataset] = {
             ),
             license="Apache-2.0 (as stated by the data set)",
             citation=(
-                "Yudong Li et al. CSL: A large-scale Chinese scientific literature dataset. "
-                "COLING 2022."
+                "Yudong Li et al. CSL: A large-scale Chinese scientific literature "
+                "dataset. COLING 2022."
             ),
             homepage="https://github.com/ydli-ai/CSL",
         ),
@@ -235,8 +240,8 @@ DATASETS: dict[str, Dataset] = {
             ),
             license="Apache-2.0 (repository license)",
             citation=(
-                "Isabel Cachola, Kyle Lo, Arman Cohan and Daniel S. Weld. TLDR: Extreme "
-                "summarization of scientific documents. Findings of EMNLP 2020."
+                "Isabel Cachola, Kyle Lo, Arman Cohan and Daniel S. Weld. TLDR: "
+                "Extreme summarization of scientific documents. Findings of EMNLP 2020."
             ),
             homepage="https://github.com/allenai/scitldr",
         ),
@@ -257,7 +262,7 @@ def dataset(name: str) -> Dataset:
 
 
 def data_file(path: str) -> DataFile:
-    """Look up one file by its path below the data folder, e.g. ``"xquad/xquad.zh.json"``."""
+    """Look up one file by its path below the data folder: ``"xquad/xquad.zh.json"``."""
     try:
         return FILES[path]
     except KeyError:

@@ -19,7 +19,8 @@ class Splits(Generic[T]):
     test: list[T]
 
     def __repr__(self) -> str:
-        return f"Splits(train={len(self.train)}, val={len(self.val)}, test={len(self.test)})"
+        sizes = f"train={len(self.train)}, val={len(self.val)}, test={len(self.test)}"
+        return f"Splits({sizes})"
 
 
 def split_examples(
@@ -30,8 +31,8 @@ def split_examples(
 ) -> Splits[T]:
     """Shuffle ``examples`` with ``seed`` and cut them into train / val / test.
 
-    The shuffle uses Python's own ``random.Random(seed)``, so the split does not depend on
-    the PyTorch version or on any global random state.
+    The shuffle uses Python's own ``random.Random(seed)``, so the split does not depend
+    on the PyTorch version or on any global random state.
     """
     for name, value in [
         ("val_fraction", val_fraction),

@@ -37,11 +37,12 @@ def check_once(model: nn.Module) -> None:
 
 
 def init_weights(model: nn.Module, n_layer: int, std: float = 0.02) -> None:
-    """GPT-2 initialisation: ``N(0, std)`` weights, zero biases, scaled residual outputs.
+    """GPT-2 initialisation: ``N(0, std)`` weights, zero biases, scaled residual layers.
 
     Each of the ``n_layer`` blocks adds two outputs (attention and MLP) to the residual
     stream, so the variance of the stream grows with depth. Initialising the projections
-    that write into the stream with ``std / sqrt(2 * n_layer)`` keeps it roughly constant.
+    that write into the stream with ``std / sqrt(2 * n_layer)`` keeps it roughly
+    constant.
     """
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear):
@@ -57,8 +58,8 @@ def init_weights(model: nn.Module, n_layer: int, std: float = 0.02) -> None:
 class MLP(nn.Module):
     """Position-wise feed-forward network: ``Linear -> GELU -> Linear``.
 
-    ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)`` through a hidden width ``d_ff``
-    (usually ``4 * d_model``).
+    ``(batch, seq, d_model)`` -> ``(batch, seq, d_model)`` through a hidden width
+    ``d_ff`` (usually ``4 * d_model``).
     """
 
     def __init__(
@@ -71,7 +72,8 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(batch, seq, d_model)`` -> ``(batch, seq, d_model)``."""
-        # Exact (erf) GELU: on CPU its kernel measured ~3x faster than the tanh approximation.
+        # Exact (erf) GELU: on CPU its kernel measured ~3x faster than the tanh
+        # approximation.
         x = self.proj(F.gelu(self.fc(x)))
         if self.dropout > 0.0:
             x = F.dropout(x, p=self.dropout, training=self.training)
@@ -88,7 +90,8 @@ class Block(nn.Module):
         dropout: dropout on attention weights and on each sub-layer's output.
         bias: biases in the linear layers and layer norms.
         backend: ``"sdpa"`` or ``"manual"`` attention (see :class:`MultiHeadAttention`).
-        cross_attention: add a cross-attention sub-layer (decoder of an encoder-decoder).
+        cross_attention: add a cross-attention sub-layer (decoder of an
+            encoder-decoder).
     """
 
     def __init__(

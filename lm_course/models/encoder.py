@@ -4,7 +4,8 @@ Unlike the GPT, every token sees every other (non-padding) token, so the model c
 trained to predict the next token -- it would simply read it. Masked language modelling
 (MLM, article 004) hides about 15 % of the tokens instead and asks the model to recover
 them from both sides. :func:`mask_tokens` implements BERT's recipe; the chosen positions
-become targets and every other position gets the target ``-100``, which the loss ignores.
+become targets and every other position gets the target ``-100``, which the loss
+ignores.
 
 After pretraining, :class:`SequenceClassifier` puts a small head on the encoder for
 fine-tuning (sentiment, for example).
@@ -44,10 +45,10 @@ POSITIONAL_KINDS = ("learned", "sinusoidal")
 
 @dataclass
 class EncoderConfig(FromDict):
-    """Hyper-parameters of :class:`TransformerEncoder`, checked when the config is created.
+    """Hyper-parameters of :class:`TransformerEncoder`, checked when created.
 
-    ``max_len`` is the longest input; ``pad_id`` (or ``None``) is the padding token, used to
-    build the padding mask when ``forward`` gets no ``attention_mask``.
+    ``max_len`` is the longest input; ``pad_id`` (or ``None``) is the padding token,
+    used to build the padding mask when ``forward`` gets no ``attention_mask``.
     """
 
     vocab_size: int
@@ -89,10 +90,10 @@ class EncoderConfig(FromDict):
 
 
 class TransformerEncoder(nn.Module):
-    """Bidirectional pre-LN Transformer with a masked-LM head tied to the token embeddings.
+    """Bidirectional pre-LN Transformer with a masked-LM head tied to the embeddings.
 
-    ``forward(idx (batch, seq), targets=None, attention_mask=None) -> (logits, loss)`` with
-    logits ``(batch, seq, vocab_size)``.
+    ``forward(idx (batch, seq), targets=None, attention_mask=None) -> (logits, loss)``
+    with logits ``(batch, seq, vocab_size)``.
     """
 
     def __init__(self, config: EncoderConfig) -> None:
@@ -191,13 +192,15 @@ class SequenceClassifier(nn.Module):
     """A classification head on a :class:`TransformerEncoder`, for fine-tuning.
 
     Args:
-        encoder: the (pretrained) encoder; its parameters are trained along unless frozen.
+        encoder: the (pretrained) encoder; its parameters are trained along unless
+            frozen.
         n_classes: number of labels.
         pooling: ``"first"`` -- the vector of the first token (BERT's ``[CLS]``), or
             ``"mean"`` -- the average over real (non-padding) tokens.
         dropout: dropout before the final linear layer.
 
-    ``forward(idx, attention_mask=None, labels=None) -> (logits (batch, n_classes), loss)``.
+    ``forward(idx, attention_mask=None, labels=None)`` returns
+    ``(logits (batch, n_classes), loss)``.
     """
 
     def __init__(
@@ -258,21 +261,22 @@ def mask_tokens(
 
     Each non-special token is chosen with probability ``prob``. A chosen token becomes a
     target and, in the input, is replaced by ``mask_id`` (80 %), by a random non-special
-    token (10 %), or kept unchanged (10 %). The random and unchanged cases stop the model
-    from learning that only ``[MASK]`` positions matter, since ``[MASK]`` never appears at
-    fine-tuning time.
+    token (10 %), or kept unchanged (10 %). The random and unchanged cases stop the
+    model from learning that only ``[MASK]`` positions matter, since ``[MASK]`` never
+    appears at fine-tuning time.
 
     Args:
         ids: token ids ``(batch, seq)`` (or any shape), integer.
         mask_id: id of the ``[MASK]`` token.
         vocab_size: size of the vocabulary the random tokens are drawn from.
-        special_ids: ids never chosen and never drawn (padding, ``[CLS]``, ``[SEP]``, ...).
+        special_ids: ids never chosen and never drawn (padding, ``[CLS]``, ``[SEP]``,
+            ...).
         prob: fraction of tokens to choose, in ``(0, 1]``.
         generator: a :class:`torch.Generator` for reproducible masks.
 
     Returns:
-        ``(inputs, targets)``, both shaped like ``ids``: ``targets`` holds the original id
-        at chosen positions and ``-100`` everywhere else.
+        ``(inputs, targets)``, both shaped like ``ids``: ``targets`` holds the original
+        id at chosen positions and ``-100`` everywhere else.
     """
     if (
         not isinstance(ids, Tensor)

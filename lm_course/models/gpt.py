@@ -97,9 +97,9 @@ class GPTConfig(FromDict):
         check_heads(self.d_model, self.n_head)
         if self.positional == "rope" and self.d_head % 2:
             raise ValueError(
-                f"positional='rope' needs an even head width, but d_model / n_head = "
-                f"{self.d_model} / {self.n_head} = {self.d_head}; change d_model or "
-                "n_head"
+                "positional='rope' needs an even head width, but d_model / n_head "
+                f"= {self.d_model} / {self.n_head} = {self.d_head}; change d_model "
+                "or n_head"
             )
         if self.positional == "sinusoidal" and self.d_model % 2:
             raise ValueError(
@@ -115,9 +115,9 @@ class GPTConfig(FromDict):
 class GPT(nn.Module):
     """Decoder-only Transformer: embeddings, ``n_layer`` pre-LN blocks, LayerNorm, head.
 
-    ``forward(idx (batch, seq), targets=None, cache=None) -> (logits, loss)`` with logits
-    ``(batch, seq, vocab_size)``; ``loss`` is the mean cross-entropy over the targets
-    that are not ``-100``, or ``None`` without targets.
+    ``forward(idx (batch, seq), targets=None, cache=None) -> (logits, loss)`` with
+    logits ``(batch, seq, vocab_size)``; ``loss`` is the mean cross-entropy over the
+    targets that are not ``-100``, or ``None`` without targets.
     """
 
     def __init__(self, config: GPTConfig) -> None:
@@ -126,7 +126,8 @@ class GPT(nn.Module):
             raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         self.config = c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
-        # Absolute positions are added to the embeddings; relative ones act in attention.
+        # Absolute positions are added to the embeddings; relative ones act in
+        # attention.
         self.pos_emb: nn.Module | None = None
         if c.positional == "learned":
             self.pos_emb = LearnedPositionalEmbedding(c.d_model, c.block_size)
@@ -250,7 +251,8 @@ class GPT(nn.Module):
         if targets is not None:
             if last_only:
                 raise ValueError(
-                    "last_only=True returns one position; it cannot be used with targets"
+                    "last_only=True returns one position; it cannot be used "
+                    "with targets"
                 )
             check_targets(targets, (b, t), c.vocab_size, "targets")
         return start
@@ -275,10 +277,10 @@ class GPT(nn.Module):
     def num_params(self, non_embedding: bool = True) -> int:
         """Number of parameters (shared ones counted once).
 
-        With ``non_embedding=True`` the lookup tables that do no arithmetic are left out:
-        learned position embeddings and, when the weights are not tied, the input token
-        embedding. (Tied, that matrix is also the output layer and does real work.) This is
-        the ``N`` of the ``6N`` FLOPs-per-token rule.
+        With ``non_embedding=True`` the lookup tables that do no arithmetic are left
+        out: learned position embeddings and, when the weights are not tied, the input
+        token embedding. (Tied, that matrix is also the output layer and does real
+        work.) This is the ``N`` of the ``6N`` FLOPs-per-token rule.
         """
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:

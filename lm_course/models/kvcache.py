@@ -17,8 +17,8 @@ class KVCache:
     """Keys and values of past positions, preallocated for ``max_len`` positions.
 
     ``k`` and ``v`` are ``(n_layer, batch, heads, max_len, d_head)``; ``pos`` counts the
-    positions already stored. During a forward pass every layer calls :meth:`update` with
-    the keys and values of the new tokens; the model then calls :meth:`advance`.
+    positions already stored. During a forward pass every layer calls :meth:`update`
+    with the keys and values of the new tokens; the model then calls :meth:`advance`.
     """
 
     def __init__(
@@ -38,7 +38,7 @@ class KVCache:
         self.batch_size, self.max_len, self.pos = batch_size, max_len, 0
 
     def update(self, layer_idx: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store ``k, v`` ``(batch, heads, new, d_head)`` after the past ones of a layer.
+        """Store ``k, v`` ``(batch, heads, new, d_head)`` after a layer's past ones.
 
         Returns all keys and values so far, ``(batch, heads, pos + new, d_head)``.
         """

@@ -3,20 +3,20 @@
 The model is the article's: token embedding, an LSTM, and a linear layer to one score
 (logit) per vocabulary entry. What this version fixes:
 
-* The article's ``init_hidden`` reads ``self.hidden_dim``, which ``__init__`` never sets, so
-  it fails with ``AttributeError``. Here the sizes live in :class:`LSTMConfig`.
+* The article's ``init_hidden`` reads ``self.hidden_dim``, which ``__init__`` never
+  sets, so it fails with ``AttributeError``. Here the sizes live in :class:`LSTMConfig`.
 * The article predicts only from ``output[-1]``, the last position, so each sequence of
   ``seq`` tokens trains a single prediction. A language model predicts the next token at
   *every* position: the loss here is the mean cross-entropy over all ``batch * seq``
   positions, which gives ``seq`` times more training signal from the same data.
 * ``nn.LSTM`` defaults to ``(seq, batch, ...)`` tensors, an easy source of silent shape
-  mix-ups. Here ``batch_first=True``: every tensor is ``(batch, seq, ...)``, like the rest of
-  the course.
-* The article's loop uses ``vocab_size``, ``num_epochs``, ``train_loader`` and ``batch_size``
-  without defining them, so its reported losses (0.4194 ... 0.3921) cannot be reproduced;
-  its step count ``len(train_loader) // batch_size`` also divides by the batch size twice
-  (``len`` of a loader already counts batches). The course trains this model with its own
-  trainer, seeded, on Tiny Shakespeare.
+  mix-ups. Here ``batch_first=True``: every tensor is ``(batch, seq, ...)``, like the
+  rest of the course.
+* The article's loop uses ``vocab_size``, ``num_epochs``, ``train_loader`` and
+  ``batch_size`` without defining them, so its reported losses (0.4194 ... 0.3921)
+  cannot be reproduced; its step count ``len(train_loader) // batch_size`` also divides
+  by the batch size twice (``len`` of a loader already counts batches). The course
+  trains this model with its own trainer, seeded, on Tiny Shakespeare.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from lm_course.checks import (
     describe,
 )
 
-#: The LSTM's recurrent state: hidden and cell tensors, each ``(n_layers, batch, d_hidden)``.
+#: The LSTM's recurrent state: hidden and cell tensors, each
+#: ``(n_layers, batch, d_hidden)``.
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 #: Target value that the loss skips (padding), the same as the course's GPT model uses.
@@ -52,8 +53,8 @@ class LSTMConfig(FromDict):
         d_embed: size of each token's embedding vector.
         d_hidden: size of the LSTM's hidden and cell state.
         n_layers: number of stacked LSTM layers.
-        dropout: dropout probability on the embeddings, between LSTM layers and on the LSTM
-            output; 0 turns it off.
+        dropout: dropout probability on the embeddings, between LSTM layers and on the
+            LSTM output; 0 turns it off.
     """
 
     vocab_size: int
@@ -80,8 +81,8 @@ class LSTMConfig(FromDict):
 class LSTMLanguageModel(nn.Module):
     """Embedding -> LSTM -> linear: predicts the next token at every position.
 
-    ``forward`` returns ``(logits, loss, state)``, with the loss at index 1 like the course's
-    other models, so the same trainer can train them all.
+    ``forward`` returns ``(logits, loss, state)``, with the loss at index 1 like the
+    course's other models, so the same trainer can train them all.
     """
 
     def __init__(self, config: LSTMConfig) -> None:
@@ -99,7 +100,8 @@ class LSTMLanguageModel(nn.Module):
             config.d_hidden,
             num_layers=config.n_layers,
             batch_first=True,
-            # nn.LSTM applies this dropout only between layers, and warns if there is one layer.
+            # nn.LSTM applies this dropout only between layers, and warns if there is
+            # one layer.
             dropout=config.dropout if config.n_layers > 1 else 0.0,
         )
         self.head = nn.Linear(config.d_hidden, config.vocab_size)
@@ -125,9 +127,9 @@ class LSTMLanguageModel(nn.Module):
     def detach_state(state: LSTMState) -> LSTMState:
         """Cut the state from the graph that made it.
 
-        To carry the state from one batch into the next (truncated backpropagation through
-        time), detach it first; otherwise ``backward`` would go back through every earlier
-        batch, and fail because their graphs are already freed.
+        To carry the state from one batch into the next (truncated backpropagation
+        through time), detach it first; otherwise ``backward`` would go back through
+        every earlier batch, and fail because their graphs are already freed.
         """
         return (state[0].detach(), state[1].detach())
 
@@ -142,14 +144,16 @@ class LSTMLanguageModel(nn.Module):
         Args:
             idx: token ids, ``(batch, seq)``.
             targets: the next token at each position, ``(batch, seq)``; when given, the
-                loss is computed. Positions set to ``-100`` (padding) are left out of it.
-            state: ``(h, c)`` from an earlier call, each ``(n_layers, batch, d_hidden)``, to
-                continue those sequences; None starts from zeros.
+                loss is computed. Positions set to ``-100`` (padding) are left out of
+                it.
+            state: ``(h, c)`` from an earlier call, each
+                ``(n_layers, batch, d_hidden)``, to continue those sequences; None
+                starts from zeros.
 
         Returns:
-            ``(logits, loss, state)``: logits ``(batch, seq, vocab_size)``; loss, the mean
-            cross-entropy over all ``batch * seq`` positions, a scalar (None without targets);
-            and the state after the last position, for the next call.
+            ``(logits, loss, state)``: logits ``(batch, seq, vocab_size)``; loss, the
+            mean cross-entropy over all ``batch * seq`` positions, a scalar (None
+            without targets); and the state after the last position, for the next call.
         """
         weight = self.head.weight
         check_token_ids(idx, self.config.vocab_size, "idx", device=weight.device)
@@ -189,8 +193,8 @@ class LSTMLanguageModel(nn.Module):
             if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != expected:
                 raise ValueError(
                     f"state {name} must have shape (n_layers, batch, d_hidden) = "
-                    f"{expected}, got {describe(tensor)}; use init_state(batch_size) or "
-                    "the state from the last call with the same batch size"
+                    f"{expected}, got {describe(tensor)}; use init_state(batch_size) "
+                    "or the state from the last call with the same batch size"
                 )
             if tensor.dtype != weight.dtype or tensor.device != weight.device:
                 raise ValueError(

@@ -1,21 +1,23 @@
 """A count-based n-gram language model with add-k smoothing.
 
 An n-gram model predicts the next token from the previous ``n - 1`` tokens only, by
-counting. With ``C(.)`` the number of times a sequence occurs in the training data and ``V``
-the vocabulary size, add-k smoothing gives
+counting. With ``C(.)`` the number of times a sequence occurs in the training data and
+``V`` the vocabulary size, add-k smoothing gives
 
     P(w | c) = (C(c w) + k) / (C(c) + k V)
 
-where ``c`` is the context (the last ``n - 1`` tokens) and ``C(c)`` counts how often ``c`` is
-followed by some token. ``k = 0`` is the maximum-likelihood estimate, which gives
-probability 0 to anything unseen; ``k = 1`` is Laplace smoothing. Smaller ``k`` trusts the
-counts more. For a context never seen in training, every next token gets ``1 / V``.
+where ``c`` is the context (the last ``n - 1`` tokens) and ``C(c)`` counts how often
+``c`` is followed by some token. ``k = 0`` is the maximum-likelihood estimate, which
+gives probability 0 to anything unseen; ``k = 1`` is Laplace smoothing. Smaller ``k``
+trusts the counts more. For a context never seen in training, every next token gets
+``1 / V``.
 
-Storage: there are ``V ** n`` possible n-grams (65 ** 3 = 274,625 for a character trigram
-on Tiny Shakespeare), but most never occur. We give each n-gram one integer, its tokens
-read as the digits of a base-``V`` number, and keep only the n-grams seen in training, as a
-sorted tensor of those integers with their counts. Looking an n-gram up is then a binary
-search (:func:`torch.searchsorted`), and everything works on whole tensors at once.
+Storage: there are ``V ** n`` possible n-grams (65 ** 3 = 274,625 for a character
+trigram on Tiny Shakespeare), but most never occur. We give each n-gram one integer, its
+tokens read as the digits of a base-``V`` number, and keep only the n-grams seen in
+training, as a sorted tensor of those integers with their counts. Looking an n-gram up
+is then a binary search (:func:`torch.searchsorted`), and everything works on whole
+tensors at once.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ class NGramModel:
         )
         if vocab_size**order > _MAX_INDEX:
             raise ValueError(
-                f"order={order} with vocab_size={vocab_size} gives {vocab_size}**{order} "
-                "possible n-grams, too many to number with 64-bit integers; use a smaller order"
+                f"order={order} with vocab_size={vocab_size} gives "
+                f"{vocab_size}**{order} possible n-grams, too many to number with "
+                "64-bit integers; use a smaller order"
             )
         self.order = order
         self.vocab_size = vocab_size
@@ -83,20 +86,21 @@ class NGramModel:
         self.ngram_keys, self.ngram_counts = torch.unique(
             self._to_key(windows), return_counts=True
         )
-        # C(c): how often each context is *followed by a token*, so from the same windows.
+        # C(c): how often each context is *followed by a token*, so from the same
+        # windows.
         self.context_keys, self.context_counts = torch.unique(
             self._to_key(windows[:, :-1]), return_counts=True
         )
         return self
 
-    # ------------------------------------------------------------------------ probabilities
+    # -------------------------------------------------------------------- probabilities
 
     def next_distribution(self, context: Sequence[int] | torch.Tensor) -> torch.Tensor:
-        """P(next token | context) for every token: a float64 tensor of shape ``(vocab,)``.
+        """P(next token | context) for every token: float64, shape ``(vocab,)``.
 
-        Only the last ``order - 1`` tokens of ``context`` are used, so it must have at least
-        that many. With ``add_k = 0`` a context never seen in training has no estimate
-        (0 / 0); we return the uniform distribution there.
+        Only the last ``order - 1`` tokens of ``context`` are used, so it must have at
+        least that many. With ``add_k = 0`` a context never seen in training has no
+        estimate (0 / 0); we return the uniform distribution there.
         """
         n = self.order - 1
         context = self._check_ids(context, "context", min_len=n)
@@ -127,8 +131,9 @@ class NGramModel:
     def log_likelihood(self, ids: Sequence[int] | torch.Tensor) -> float:
         """Sum of ln P(token | its ``order - 1`` predecessors) over ``ids``, in nats.
 
-        The first ``order - 1`` tokens have too little context to be scored: they only serve
-        as context for the tokens after them. So ``len(ids) - order + 1`` tokens are scored.
+        The first ``order - 1`` tokens have too little context to be scored: they only
+        serve as context for the tokens after them. So ``len(ids) - order + 1`` tokens
+        are scored.
         """
         ids = self._check_ids(ids, "ids", min_len=self.order)
         windows = ids.unfold(0, self.order, 1)  # (num_scored, n)
@@ -139,10 +144,11 @@ class NGramModel:
         return torch.log(self._smoothed(counts, totals)).sum().item()
 
     def perplexity(self, ids: Sequence[int] | torch.Tensor) -> float:
-        """exp(mean negative log-likelihood per scored token); see :meth:`log_likelihood`.
+        """exp(mean negative log-likelihood per scored token); see log_likelihood.
 
-        A model that knows nothing (uniform) has perplexity ``vocab_size``; lower is better.
-        It is ``inf`` when a scored token has probability 0 (possible only with add_k = 0).
+        A model that knows nothing (uniform) has perplexity ``vocab_size``; lower is
+        better. It is ``inf`` when a scored token has probability 0 (possible only with
+        add_k = 0).
         """
         total = self.log_likelihood(ids)  # also checks ids
         num_scored = len(ids) - self.order + 1
@@ -154,7 +160,7 @@ class NGramModel:
         num_tokens: int,
         generator: torch.Generator | None = None,
     ) -> list[int]:
-        """Draw ``num_tokens`` new tokens one at a time, each from :meth:`next_distribution`.
+        """Draw ``num_tokens`` new tokens one at a time from :meth:`next_distribution`.
 
         Returns the new tokens only (not the context). Pass a seeded ``torch.Generator``
         for reproducible samples.
@@ -169,13 +175,13 @@ class NGramModel:
             new.append(next_id)
         return new
 
-    # ------------------------------------------------------------------------------ helpers
+    # -------------------------------------------------------------------------- helpers
 
     def _smoothed(self, counts: torch.Tensor, totals: torch.Tensor) -> torch.Tensor:
         """Add-k estimate (C(c w) + k) / (C(c) + k V) from the two counts, as float64.
 
-        Where the denominator is 0 (unseen context and k = 0) the estimate is 0 / 0; we use
-        the uniform 1 / V there, the limit of add-k as k goes to 0.
+        Where the denominator is 0 (unseen context and k = 0) the estimate is 0 / 0; we
+        use the uniform 1 / V there, the limit of add-k as k goes to 0.
         """
         numer = counts.double() + self.add_k
         denom = totals.double() + self.add_k * self.vocab_size
@@ -184,7 +190,7 @@ class NGramModel:
         )
 
     def _to_key(self, grams: torch.Tensor) -> torch.Tensor:
-        """Read each row of ``grams`` (shape ``(rows, m)``) as a base-V number: ``(rows,)``."""
+        """Read each row of ``grams`` ``(rows, m)`` as a base-V number: ``(rows,)``."""
         key = torch.zeros(grams.shape[0], dtype=torch.long)
         for column in grams.unbind(
             dim=1
@@ -196,7 +202,7 @@ class NGramModel:
     def _lookup(
         keys: torch.Tensor, counts: torch.Tensor, query: torch.Tensor
     ) -> torch.Tensor:
-        """Count of each ``query`` key (0 if unseen), by binary search in sorted ``keys``."""
+        """Count of each ``query`` key (0 if unseen), by binary search in ``keys``."""
         if keys.numel() == 0:
             return torch.zeros_like(query)
         pos = torch.searchsorted(keys, query).clamp(max=keys.numel() - 1)
@@ -209,8 +215,8 @@ class NGramModel:
         if isinstance(ids, torch.Tensor):
             if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
                 raise TypeError(
-                    f"{name} must be a 1-D integer tensor, got shape {tuple(ids.shape)} "
-                    f"and dtype {ids.dtype}"
+                    f"{name} must be a 1-D integer tensor, got shape "
+                    f"{tuple(ids.shape)} and dtype {ids.dtype}"
                 )
             ids = ids.long().cpu()
         else:
@@ -226,8 +232,8 @@ class NGramModel:
             ids = torch.tensor(ids, dtype=torch.long)
         if len(ids) < min_len:
             raise ValueError(
-                f"{name} has {len(ids)} tokens, but an order-{self.order} model needs at "
-                f"least {min_len}; pass a longer sequence"
+                f"{name} has {len(ids)} tokens, but an order-{self.order} model needs "
+                f"at least {min_len}; pass a longer sequence"
             )
         if len(ids) and (ids.min() < 0 or ids.max() >= self.vocab_size):
             bad = ids[(ids < 0) | (ids >= self.vocab_size)][0].item()

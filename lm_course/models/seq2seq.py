@@ -1,5 +1,6 @@
-"""An encoder-decoder Transformer for translation ("Je ne parle pas français" -> "I do not
-speak French", article 002, section 4.3).
+"""An encoder-decoder Transformer for translation.
+
+"Je ne parle pas français" -> "I do not speak French" (article 002, section 4.3).
 
 The encoder reads the whole source sentence with bidirectional attention. The decoder is
 a causal language model over the target sentence that, in every layer, also attends to
@@ -47,8 +48,8 @@ class Seq2SeqConfig(FromDict):
 
     ``n_layer`` encoder layers and ``n_decoder_layer`` (default: ``n_layer``) decoder
     layers; ``max_len`` bounds both the source and the target length; ``pad_id`` is the
-    padding id of both vocabularies. ``tie_weights`` shares the target embedding with the
-    output layer.
+    padding id of both vocabularies. ``tie_weights`` shares the target embedding with
+    the output layer.
     """
 
     src_vocab_size: int
@@ -102,8 +103,8 @@ class Seq2SeqConfig(FromDict):
 class EncoderDecoder(nn.Module):
     """Transformer encoder-decoder with sinusoidal positions and pre-LN blocks.
 
-    ``forward(src (batch, src_len), tgt_in (batch, tgt_len), tgt_out=None, src_mask=None)
-    -> (logits (batch, tgt_len, tgt_vocab_size), loss)``.
+    ``forward(src (batch, src_len), tgt_in (batch, tgt_len), tgt_out=None,
+    src_mask=None) -> (logits (batch, tgt_len, tgt_vocab_size), loss)``.
     """
 
     def __init__(self, config: Seq2SeqConfig) -> None:
@@ -226,7 +227,8 @@ class EncoderDecoder(nn.Module):
     # ------------------------------------------------------------------ checks
 
     def _check_source(self, src: Tensor, src_mask: Tensor | None) -> Tensor:
-        """Check ``src`` and its mask; returns the boolean ``(batch, 1, 1, src_len)``."""
+        """Check ``src`` and its mask; returns the boolean ``(batch, 1, 1, src_len)``
+        mask."""
         c = self.config
         check_token_ids(src, c.src_vocab_size, "src", device=self.out.weight.device)
         self._check_len("src", src)
@@ -258,8 +260,8 @@ class EncoderDecoder(nn.Module):
         if idx.size(1) > self.config.max_len:
             raise ValueError(
                 f"{name} has {idx.size(1)} tokens, more than "
-                f"max_len={self.config.max_len}; truncate it or build the model with "
-                "a larger max_len"
+                f"max_len={self.config.max_len}; truncate it or build the model "
+                "with a larger max_len"
             )
 
 
@@ -287,8 +289,8 @@ def greedy_decode(
 
     Returns:
         ``(batch, n)`` generated ids without BOS, ``n <= max_len``. A row ends with its
-        first EOS; the positions after it hold ``config.pad_id``. Decoding stops early when
-        every row has produced EOS.
+        first EOS; the positions after it hold ``config.pad_id``. Decoding stops early
+        when every row has produced EOS.
     """
     if not isinstance(model, EncoderDecoder):
         raise TypeError(f"model must be an EncoderDecoder, got {type(model).__name__}")

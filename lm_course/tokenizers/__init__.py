@@ -1,4 +1,4 @@
-"""Tokenizers: characters, a hand-written byte-level BPE, and a SentencePiece wrapper."""
+"""Tokenizers: characters, a hand-written byte-level BPE, a SentencePiece wrapper."""
 
 from lm_course.tokenizers.bpe import BPETokenizer
 from lm_course.tokenizers.char import CharTokenizer

@@ -10,10 +10,11 @@ The idea (Sennrich et al., 2016; byte-level as in GPT-2):
 3. Encoding new text: start from its bytes and apply the learned merges, earliest first.
 4. Decoding: look up the bytes of each id, join them, and decode the UTF-8.
 
-Before counting, text is cut into chunks (words, numbers, punctuation runs, whitespace) with
-a regular expression like GPT-2's, and merges never cross a chunk boundary: " the" can
-become one token, but "e t" cannot. That keeps tokens word-like and makes training faster,
-because the same chunk ("the" appears thousands of times) only needs counting once.
+Before counting, text is cut into chunks (words, numbers, punctuation runs, whitespace)
+with a regular expression like GPT-2's, and merges never cross a chunk boundary: " the"
+can become one token, but "e t" cannot. That keeps tokens word-like and makes training
+faster, because the same chunk ("the" appears thousands of times) only needs counting
+once.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ _FORMAT = "lm_course.BPETokenizer"
 #: an English contraction suffix; an optional space then letters; an optional space then
 #: digits; an optional space then other symbols; whitespace not followed by a non-space
 #: (so the last space before a word stays with the word); any other whitespace.
-#: ``[^\W\d_]`` means "a word character that is not a digit or underscore", i.e. a letter
-#: in any script (Chinese characters included). Every character falls in some branch, so
-#: the chunks always join back into the original text.
+#: ``[^\W\d_]`` means "a word character that is not a digit or underscore", i.e. a
+#: letter in any script (Chinese characters included). Every character falls in some
+#: branch, so the chunks always join back into the original text.
 SPLIT_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"
 
 Pair = tuple[int, int]
@@ -67,7 +68,8 @@ class BPETokenizer:
     def __init__(self, merges: list[tuple[Pair, int]] | None = None) -> None:
         self.merges: list[tuple[Pair, int]] = []
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
-        # Rank of each pair = the order it was learned in; encoding applies low ranks first.
+        # Rank of each pair = the order it was learned in; encoding applies low ranks
+        # first.
         self._rank: dict[Pair, int] = {}
         self._cache: dict[str, list[int]] = {}
         self._pattern = re.compile(SPLIT_PATTERN)
@@ -90,8 +92,9 @@ class BPETokenizer:
         a, b = pair
         if new_id != len(self.vocab):
             raise ValueError(
-                f"merge {pair} -> {new_id}: new ids must count up from 256 without gaps "
-                f"(expected {len(self.vocab)}); is the merges list in learning order?"
+                f"merge {pair} -> {new_id}: new ids must count up from 256 without "
+                f"gaps (expected {len(self.vocab)}); is the merges list in learning "
+                "order?"
             )
         if a not in self.vocab or b not in self.vocab:
             raise ValueError(
@@ -106,7 +109,7 @@ class BPETokenizer:
         """Number of ids: 256 bytes plus one per merge."""
         return len(self.vocab)
 
-    # ----------------------------------------------------------------------------- training
+    # ------------------------------------------------------------------------- training
 
     @classmethod
     def train(
@@ -114,16 +117,17 @@ class BPETokenizer:
     ) -> BPETokenizer:
         """Learn ``vocab_size - 256`` merges from ``text`` and return the tokenizer.
 
-        Ties (two pairs with the same count) go to the smaller pair ``(a, b)``, so training
-        on the same text always gives the same merges.
+        Ties (two pairs with the same count) go to the smaller pair ``(a, b)``, so
+        training on the same text always gives the same merges.
 
         Args:
             text: the training text.
             vocab_size: the final number of ids, at least 256 (the byte tokens).
             verbose: print each merge as it is learned.
 
-        If the text runs out of pairs to merge first (every chunk is a single token), training
-        stops early with a warning and the tokenizer is smaller than ``vocab_size``.
+        If the text runs out of pairs to merge first (every chunk is a single token),
+        training stops early with a warning and the tokenizer is smaller than
+        ``vocab_size``.
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -138,13 +142,15 @@ class BPETokenizer:
         tok = cls()
         _check_encodable(text)
 
-        # Each distinct chunk is stored once, as a list of ids, with how often it occurs.
+        # Each distinct chunk is stored once, as a list of ids, with how often it
+        # occurs.
         chunk_counts = Counter(tok._pattern.findall(text))
         words: list[list[int]] = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
         freqs: list[int] = list(chunk_counts.values())
 
         # pair_counts[p]: how often pair p occurs in the whole text.
-        # where[p]: which words contain p (it may list a few that no longer do; harmless).
+        # where[p]: which words contain p (it may list a few that no longer do;
+        # harmless).
         pair_counts: Counter[Pair] = Counter()
         where: defaultdict[Pair, set[int]] = defaultdict(set)
         for w, (word, freq) in enumerate(zip(words, freqs)):
@@ -162,8 +168,9 @@ class BPETokenizer:
         for step in steps:
             if not pair_counts:
                 warnings.warn(
-                    f"BPE training stopped after {step} merges (vocab_size={tok.vocab_size}, "
-                    f"not {vocab_size}): every chunk of the text is already one token; "
+                    f"BPE training stopped after {step} merges "
+                    f"(vocab_size={tok.vocab_size}, not {vocab_size}): every chunk "
+                    "of the text is already one token; "
                     "train on more text or ask for a smaller vocab_size",
                     stacklevel=2,
                 )
@@ -176,11 +183,12 @@ class BPETokenizer:
             if verbose:
                 shown = tok._show(tok.vocab[new_id])
                 print(
-                    f"merge {step + 1}/{num_merges}: {best} -> {new_id} {shown!r} ({count})"
+                    f"merge {step + 1}/{num_merges}: {best} -> {new_id} {shown!r} "
+                    f"({count})"
                 )
 
-            # Only the words that contain `best` change. For each one, take its old pairs
-            # out of the counts, merge, and put its new pairs back in.
+            # Only the words that contain `best` change. For each one, take its old
+            # pairs out of the counts, merge, and put its new pairs back in.
             for w in where.pop(best):
                 word, freq = words[w], freqs[w]
                 merged = _merge(word, best, new_id)
@@ -197,7 +205,7 @@ class BPETokenizer:
             pair_counts.pop(best, None)
         return tok
 
-    # ---------------------------------------------------------------------------- encoding
+    # ------------------------------------------------------------------------- encoding
 
     def encode(self, text: str) -> list[int]:
         """Turn ``text`` into token ids (``""`` gives ``[]``).
@@ -216,7 +224,7 @@ class BPETokenizer:
         return ids
 
     def _encode_chunk(self, data: bytes) -> list[int]:
-        """Apply the merges to one chunk: repeatedly merge the adjacent pair learned earliest."""
+        """Apply the merges to one chunk, the earliest-learned adjacent pair first."""
         ids = list(data)
         while len(ids) >= 2:
             pair = min(
@@ -228,11 +236,11 @@ class BPETokenizer:
         return ids
 
     def decode(self, ids: list[int] | torch.Tensor) -> str:
-        """Turn ids (a list, or a 1-D integer tensor of shape ``(seq,)``) back into text.
+        """Turn ids (a list, or a 1-D integer tensor ``(seq,)``) back into text.
 
-        A list of ids that stops in the middle of a multi-byte character (possible when you
-        cut a sequence at an arbitrary point) cannot be decoded exactly; such bytes come out
-        as the replacement character ``\\ufffd``.
+        A list of ids that stops in the middle of a multi-byte character (possible when
+        you cut a sequence at an arbitrary point) cannot be decoded exactly; such bytes
+        come out as the replacement character ``\\ufffd``.
         """
         ids = as_id_list(ids, self.vocab_size)
         return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
@@ -240,14 +248,15 @@ class BPETokenizer:
     def tokens(self, text: str) -> list[str]:
         """Show how ``text`` is cut into tokens, one string per token.
 
-        A token can hold part of a multi-byte character (a Chinese character is 3 bytes in
-        UTF-8 and may be split across tokens); such stray bytes are shown as ``<0xE4>``.
+        A token can hold part of a multi-byte character (a Chinese character is 3 bytes
+        in UTF-8 and may be split across tokens); such stray bytes are shown as
+        ``<0xE4>``.
         """
         return [self._show(self.vocab[i]) for i in self.encode(text)]
 
     @staticmethod
     def _show(data: bytes) -> str:
-        """Decode ``data`` as UTF-8, writing every byte that is not a whole character as <0xNN>."""
+        """Decode ``data`` as UTF-8; bytes of no whole character show as <0xNN>."""
         out = []
         while data:
             try:
@@ -259,7 +268,7 @@ class BPETokenizer:
                 data = data[err.end :]
         return "".join(out)
 
-    # ------------------------------------------------------------------------ save and load
+    # -------------------------------------------------------------------- save and load
 
     def save(self, path: str | Path) -> None:
         """Write the merges to a JSON file (the vocabulary follows from them)."""
@@ -280,9 +289,9 @@ class BPETokenizer:
         data = read_tokenizer_file(path, "BPETokenizer", fields)
         if data["pattern"] != SPLIT_PATTERN:
             raise ValueError(
-                f"{path} was saved with a different pre-split pattern; its merges would "
-                "not give the same tokens with this version of the course: retrain the "
-                "tokenizer"
+                f"{path} was saved with a different pre-split pattern; its merges "
+                "would not give the same tokens with this version of the course: "
+                "retrain the tokenizer"
             )
         merges = data["merges"]
 
@@ -300,7 +309,7 @@ class BPETokenizer:
 
 
 def _merge(ids: list[int], pair: Pair, new_id: int) -> list[int]:
-    """Replace every non-overlapping occurrence of ``pair`` in ``ids``, left to right."""
+    """Replace each non-overlapping occurrence of ``pair`` in ``ids``, left to right."""
     out = []
     i = 0
     while i < len(ids):
@@ -314,11 +323,12 @@ def _merge(ids: list[int], pair: Pair, new_id: int) -> list[int]:
 
 
 def _check_encodable(text: str) -> None:
-    """Refuse text that has no UTF-8 form (lone surrogates, e.g. from a broken decode)."""
+    """Refuse text with no UTF-8 form (lone surrogates, e.g. from a broken decode)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
         raise ValueError(
-            f"text has {text[err.start]!r} at position {err.start}, a lone surrogate that is "
-            "not valid Unicode and has no UTF-8 bytes; fix how the text was read or decoded"
+            f"text has {text[err.start]!r} at position {err.start}, a lone "
+            "surrogate that is not valid Unicode and has no UTF-8 bytes; fix how the "
+            "text was read or decoded"
         ) from None

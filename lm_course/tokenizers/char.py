@@ -1,13 +1,15 @@
 """A character-level tokenizer: one token per character of a fixed alphabet.
 
-The simplest tokenizer there is, and the one the course starts with: the vocabulary is the
-sorted set of characters of a training text, and a token id is a position in that list.
-Tiny Shakespeare, for example, has 65 distinct characters, so its vocabulary has 65 ids.
+The simplest tokenizer there is, and the one the course starts with: the vocabulary is
+the sorted set of characters of a training text, and a token id is a position in that
+list. Tiny Shakespeare, for example, has 65 distinct characters, so its vocabulary has
+65 ids.
 
 Characters that were not in the training text have no id. By default ``encode`` refuses
-them with a ``ValueError``; ``CharTokenizer.from_text(text, unk="<unk>")`` instead adds one
-extra id, :attr:`CharTokenizer.unk_id` (always the *last* id, so the ids of the known
-characters are the same with or without it), and maps every unknown character to it.
+them with a ``ValueError``; ``CharTokenizer.from_text(text, unk="<unk>")`` instead adds
+one extra id, :attr:`CharTokenizer.unk_id` (always the *last* id, so the ids of the
+known characters are the same with or without it), and maps every unknown character to
+it.
 That loses information: ``decode`` writes the ``unk`` string back in their place.
 """
 
@@ -32,9 +34,9 @@ class CharTokenizer:
     Args:
         chars: the alphabet, as a string or a sequence of one-character strings; it is
             de-duplicated and sorted, so the same characters always give the same ids.
-        unk: optional placeholder string for characters outside the alphabet. When given,
-            it gets the id ``len(alphabet)`` (the last one) and unknown characters encode
-            to that id instead of raising an error.
+        unk: optional placeholder string for characters outside the alphabet. When
+            given, it gets the id ``len(alphabet)`` (the last one) and unknown
+            characters encode to that id instead of raising an error.
 
     Example:
         >>> tok = CharTokenizer.from_text("hello world")
@@ -75,7 +77,7 @@ class CharTokenizer:
 
     @classmethod
     def from_text(cls, text: str, unk: str | None = None) -> CharTokenizer:
-        """Build the tokenizer whose alphabet is every distinct character of ``text``."""
+        """The tokenizer whose alphabet is every distinct character of ``text``."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         return cls(text, unk=unk)
@@ -87,7 +89,7 @@ class CharTokenizer:
 
     @property
     def unk_id(self) -> int | None:
-        """The id unknown characters map to (the last id), or None when ``unk`` is not set."""
+        """The id of unknown characters (the last id), or None without ``unk``."""
         return len(self.chars) if self.unk is not None else None
 
     def encode(self, text: str) -> list[int]:
@@ -105,9 +107,9 @@ class CharTokenizer:
             if i is None:
                 raise ValueError(
                     f"character {ch!r} at position {pos} is not in the vocabulary of "
-                    f"{len(self.chars)} characters; build the tokenizer from text that contains "
-                    "it, or pass unk='<unk>' to CharTokenizer.from_text to map unknown "
-                    "characters to one id"
+                    f"{len(self.chars)} characters; build the tokenizer from text "
+                    "that contains it, or pass unk='<unk>' to CharTokenizer.from_text "
+                    "to map unknown characters to one id"
                 )
             ids.append(i)
         return ids

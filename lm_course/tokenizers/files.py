@@ -1,4 +1,4 @@
-"""Reading a tokenizer's JSON file, with errors that name the file, the field and the fix.
+"""Reading a tokenizer's JSON file; errors name the file, the field and the fix.
 
 A damaged or incomplete file (cut short by a full disk, edited by hand, written by
 another version of the course) must not end in a bare ``KeyError`` or

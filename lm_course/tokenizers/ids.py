@@ -13,14 +13,16 @@ def as_id_list(
 ) -> list[int]:
     """Accept a list of ints or a 1-D integer tensor ``(seq,)``; return Python ints.
 
-    Every id must lie in ``[0, vocab_size)``: an id outside it almost always means the ids
-    came from another tokenizer, which would otherwise decode to the wrong text silently.
+    Every id must lie in ``[0, vocab_size)``: an id outside it almost always means the
+    ids came from another tokenizer, which would otherwise decode to the wrong text
+    silently.
     """
     if isinstance(ids, torch.Tensor):
         if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex():
             raise TypeError(
-                f"{name} must be a 1-D integer tensor, got shape {tuple(ids.shape)} and dtype "
-                f"{ids.dtype}; decode one sequence at a time, e.g. decode(batch[0])"
+                f"{name} must be a 1-D integer tensor, got shape {tuple(ids.shape)} "
+                f"and dtype {ids.dtype}; decode one sequence at a time, e.g. "
+                "decode(batch[0])"
             )
         out = ids.tolist()
     elif isinstance(ids, str | bytes):
@@ -29,7 +31,8 @@ def as_id_list(
         out = []
         for pos, i in enumerate(ids):
             # bool is a subclass of int, but True as a token id is surely a mistake.
-            # operator.index accepts every integer type (NumPy's too) and rejects floats.
+            # operator.index accepts every integer type (NumPy's too) and rejects
+            # floats.
             try:
                 if isinstance(i, bool):
                     raise TypeError

@@ -8,19 +8,21 @@ This wrapper trains from a string held in memory and keeps the model in memory t
 files unless you ask for them), and chooses options so that the course's texts come back
 exactly from ``decode(encode(text))``:
 
-* ``normalization_rule_name="identity"``: SentencePiece normally applies NFKC normalisation,
-  which turns, e.g., the Chinese full-width comma "，" into ",". We keep text as it is.
+* ``normalization_rule_name="identity"``: SentencePiece normally applies NFKC
+  normalisation, which turns, e.g., the Chinese full-width comma "，" into ",". We keep
+  text as it is.
 * ``remove_extra_whitespaces=False``: keep double spaces and leading/trailing spaces.
 * ``add_dummy_prefix=False``: by default SentencePiece adds a space before each training
-  line; the course's texts have many lines per sample, so a word at the start of a line is
-  not preceded by a space and should not be learned as if it were.
-* ``"\\n"`` is a user-defined symbol: SentencePiece trains on one line at a time and would
-  otherwise never see a line break, which then could not be encoded.
-* ``num_threads=1``: training with more threads can give different pieces from run to run.
+  line; the course's texts have many lines per sample, so a word at the start of a line
+  is not preceded by a space and should not be learned as if it were.
+* ``"\\n"`` is a user-defined symbol: SentencePiece trains on one line at a time and
+  would otherwise never see a line break, which then could not be encoded.
+* ``num_threads=1``: training with more threads can give different pieces from run to
+  run.
 
 A character never seen in training becomes the unknown piece (id 0, decoded as " ⁇ "),
-unless you pass ``byte_fallback=True``, which spells such characters as UTF-8 bytes (that
-needs 256 byte pieces, so a vocab_size well above 256).
+unless you pass ``byte_fallback=True``, which spells such characters as UTF-8 bytes
+(that needs 256 byte pieces, so a vocab_size well above 256).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ MODEL_TYPES = ("bpe", "unigram")
 class SentencePieceTokenizer:
     """Encode and decode with a trained SentencePiece model.
 
-    Build one with :meth:`train` or :meth:`load`; the constructor takes the serialized model
-    (the bytes of a ``.model`` file).
+    Build one with :meth:`train` or :meth:`load`; the constructor takes the serialized
+    model (the bytes of a ``.model`` file).
 
     Example:
         >>> tok = SentencePieceTokenizer.train(text, vocab_size=500)  # doctest: +SKIP
@@ -55,7 +57,8 @@ class SentencePieceTokenizer:
         if not isinstance(model_proto, bytes):
             raise TypeError(
                 f"model_proto must be the bytes of a .model file, got "
-                f"{type(model_proto).__name__}; to read a file use SentencePieceTokenizer.load"
+                f"{type(model_proto).__name__}; to read a file use "
+                "SentencePieceTokenizer.load"
             )
         self.model_proto = model_proto
         self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
@@ -75,17 +78,18 @@ class SentencePieceTokenizer:
         """Train a SentencePiece model on ``text`` and return the tokenizer.
 
         Args:
-            text: the training text, as one string or an iterable of strings (each is split
-                into lines, which is how SentencePiece reads its input).
-            vocab_size: the number of pieces, special pieces (``<unk>``, ``<s>``, ``</s>``)
-                and ``"\\n"`` included.
+            text: the training text, as one string or an iterable of strings (each is
+                split into lines, which is how SentencePiece reads its input).
+            vocab_size: the number of pieces, special pieces (``<unk>``, ``<s>``,
+                ``</s>``) and ``"\\n"`` included.
             model_type: ``"bpe"`` or ``"unigram"``.
-            model_dir: when given, also write ``{model_dir}/{prefix}.model`` (load it back
-                with :meth:`load`).
+            model_dir: when given, also write ``{model_dir}/{prefix}.model`` (load it
+                back with :meth:`load`).
             prefix: file name stem used with ``model_dir``.
             character_coverage: share of the characters of the text that get their own
                 piece; the rest become unknown. 1.0 keeps every character.
-            byte_fallback: spell unseen characters as UTF-8 byte pieces instead of unknown.
+            byte_fallback: spell unseen characters as UTF-8 byte pieces instead of
+                unknown.
 
         Training is deterministic: the same text and options give the same model.
         """
@@ -111,8 +115,9 @@ class SentencePieceTokenizer:
                 f"prefix must be a non-empty string, got {describe(prefix)}"
             )
         lines = _lines(text)
-        # SentencePiece silently skips lines longer than max_sentence_length bytes (4192 by
-        # default); a chapter of a Chinese classic is longer, so allow the longest line.
+        # SentencePiece silently skips lines longer than max_sentence_length bytes (4192
+        # by default); a chapter of a Chinese classic is longer, so allow the longest
+        # line.
         longest = max((len(line.encode("utf-8")) for line in lines), default=0)
         writer = io.BytesIO()
         try:
@@ -137,16 +142,16 @@ class SentencePieceTokenizer:
             if "Vocabulary size too high" in message and limit:
                 raise ValueError(
                     f"vocab_size={vocab_size} is too large for this training text: "
-                    f"SentencePiece can make at most {limit.group(1)} pieces from it; pass "
-                    f"vocab_size={limit.group(1)} or less, or train on more text"
+                    f"SentencePiece can make at most {limit.group(1)} pieces from it; "
+                    f"pass vocab_size={limit.group(1)} or less, or train on more text"
                 ) from None
             if "smaller than required_chars" in message:
                 needed = re.search(r"required_chars\. \d+ vs (\d+)", message)
                 at_least = f" ({needed.group(1)})" if needed else ""
                 raise ValueError(
                     f"vocab_size={vocab_size} is smaller than the number of distinct "
-                    f"characters SentencePiece must keep{at_least}; pass a larger vocab_size "
-                    "or a lower character_coverage"
+                    f"characters SentencePiece must keep{at_least}; pass a larger "
+                    "vocab_size or a lower character_coverage"
                 ) from None
             raise
         tok = cls(writer.getvalue())
@@ -178,7 +183,7 @@ class SentencePieceTokenizer:
         return self.processor.encode(text, out_type=str)
 
     def save(self, path: str | Path) -> None:
-        """Write the model to a ``.model`` file (SentencePiece's own protobuf format)."""
+        """Write the model to a ``.model`` file (SentencePiece's protobuf format)."""
         Path(path).write_bytes(self.model_proto)
 
     @classmethod
