@@ -43,9 +43,14 @@ def _train(args: argparse.Namespace) -> None:
 
     preset = get_preset(args.preset)
     out = check_run_folder(args.out or f"runs/{preset.name}")
+    # A --max-steps below the preset's warmup shrinks the warmup to a tenth of the run.
+    warmup = preset.train.get("warmup_steps", 0)
+    if args.max_steps is not None and args.max_steps < warmup:
+        warmup = args.max_steps // 10
     model, tokenizer, batches, config = charlm.build(
         preset,
         max_steps=args.max_steps,
+        warmup_steps=warmup,
         device=args.device,
         seed=args.seed,
         compile=True if args.compile else None,
@@ -146,7 +151,10 @@ def parser() -> argparse.ArgumentParser:
         "resumes from the latest checkpoint there, so use a new folder to start over",
     )
     p.add_argument(
-        "--max-steps", type=_positive_int, help="override the preset's step count"
+        "--max-steps",
+        type=_positive_int,
+        help="override the preset's step count (a warmup longer than that shrinks "
+        "to a tenth of it)",
     )
     p.add_argument(
         "--device", help="auto, cpu, cuda, cuda:1 or mps (default: the preset's)"

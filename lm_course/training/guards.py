@@ -30,25 +30,29 @@ from .distributed import DistInfo
 _NONE = 2**62  # "no bad step yet": larger than any step number
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss or the gradient norm became NaN or infinite; training stopped."""
+def likely_causes(lr: float, precision: str, grad_clip: float | None) -> str:
+    """What usually makes a run diverge, as it applies to these settings."""
+    causes = [
+        f"a learning rate too high for this model (lr={lr:g}: try it lower, or with "
+        "more warmup_steps)"
+    ]
+    if precision != "float32":
+        causes.append(f"too little precision ({precision}: try precision='float32')")
+    if not grad_clip:
+        causes.append("gradient clipping turned off (try grad_clip=1.0)")
+    return "; ".join(causes)
 
-    def __init__(self, step: int, what: str, *, lr: float, precision: str) -> None:
-        """``what`` says what went wrong: "the loss is NaN or infinite", ..."""
+
+class TrainingDiverged(RuntimeError):
+    """The loss, the gradient norm or the weights became NaN or infinite; stopped."""
+
+    def __init__(self, step: int, what: str, causes: str) -> None:
+        """``what`` says what went wrong ("the loss is NaN or infinite"); ``causes``
+        what to try (see :func:`likely_causes`)."""
         self.step = step
-        causes = [
-            f"a learning rate too high for this model (lr={lr:g}: try it lower, "
-            "or with more warmup_steps)"
-        ]
-        if precision != "float32":
-            causes.append(
-                f"too little precision ({precision}: try precision='float32')"
-            )
-        causes.append("gradient clipping turned off (grad_clip=None)")
         super().__init__(
             f"training diverged at step {step}: {what}. Stopped without saving it; "
-            "the checkpoints already saved are intact. Likely causes: "
-            + "; ".join(causes)
+            f"the checkpoints already saved are intact. Likely causes: {causes}"
         )
 
 
@@ -65,15 +69,13 @@ class FiniteGuard:
         device: where the loss lives; on the CPU every step is checked at once.
         info: the processes training together; each decides from numbers that are the
             same on every rank, so all stop together, with no extra communication.
-        lr, precision: named in the error as likely causes.
+        causes: what the error names as likely causes (see :func:`likely_causes`).
     """
 
-    def __init__(
-        self, device: torch.device, info: DistInfo, *, lr: float, precision: str
-    ) -> None:
+    def __init__(self, device: torch.device, info: DistInfo, causes: str) -> None:
         self.immediate = device.type == "cpu"
         self.info = info
-        self.lr, self.precision = lr, precision
+        self.causes = causes
         self.first_bad = torch.full((), _NONE, dtype=torch.long, device=device)
 
     def observe(self, step: int, loss: Tensor, grad_norm: Tensor) -> None:
@@ -86,10 +88,10 @@ class FiniteGuard:
         """
         local_loss = not self.info.enabled
         if self.immediate:
-            if not math.isfinite(grad_norm.item()):
-                self._fail(step, "the gradient norm is NaN or infinite")
             if local_loss and not math.isfinite(loss.item()):
                 self._fail(step, "the loss is NaN or infinite")
+            if not math.isfinite(grad_norm.item()):
+                self._fail(step, "the gradient norm is NaN or infinite")
             return
         bad = ~torch.isfinite(grad_norm)
         if local_loss:
@@ -115,7 +117,7 @@ class FiniteGuard:
             self._fail(step, "the loss or the gradient norm is NaN or infinite")
 
     def _fail(self, step: int, what: str) -> None:
-        raise TrainingDiverged(step, what, lr=self.lr, precision=self.precision)
+        raise TrainingDiverged(step, what, self.causes)
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -22,7 +22,7 @@ from .config import TRAJECTORY_FIELDS, History, TrainConfig
 from .device import describe_device, seed_everything
 from .distributed import DistInfo
 from .evaluation import GetBatch, LossFn, default_loss
-from .guards import FiniteGuard
+from .guards import FiniteGuard, likely_causes
 from .optimizer import make_optimizer
 from .runfolder import latest_checkpoint, lock_run_folder
 
@@ -156,7 +156,9 @@ def prepare(
         dtype=dtype,
         info=info,
         run_dir=run_dir,
-        guard=FiniteGuard(device, info, lr=config.lr, precision=precision),
+        guard=FiniteGuard(
+            device, info, likely_causes(config.lr, precision, config.grad_clip)
+        ),
         history=History.from_dict(state.get("history", {})),
         step=state.get("step", 0),
         last_saved=state.get("step", 0),

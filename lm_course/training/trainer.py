@@ -268,9 +268,7 @@ def _save(run: Run) -> Path:
             keep=run.config.keep_checkpoints,
         )
     except NonFiniteCheckpoint as error:
-        raise TrainingDiverged(
-            run.step, error.what, lr=run.config.lr, precision=run.history.precision
-        ) from None
+        raise TrainingDiverged(run.step, error.what, run.guard.causes) from None
     run.last_saved = run.step
     return path
 
