@@ -260,8 +260,10 @@ class GPT(nn.Module):
     # ------------------------------------------------------------------ helpers
 
     def make_cache(self, batch_size: int) -> KVCache:
-        """An empty :class:`KVCache` for ``batch_size`` rows, on the model's device and
-        dtype."""
+        """An empty :class:`KVCache` for ``batch_size`` rows, like the model's weights.
+
+        Its tensors have the model's device and dtype.
+        """
         c = self.config
         w = self.tok_emb.weight
         return KVCache(

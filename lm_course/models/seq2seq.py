@@ -227,8 +227,7 @@ class EncoderDecoder(nn.Module):
     # ------------------------------------------------------------------ checks
 
     def _check_source(self, src: Tensor, src_mask: Tensor | None) -> Tensor:
-        """Check ``src`` and its mask; returns the boolean ``(batch, 1, 1, src_len)``
-        mask."""
+        """Check ``src`` and its mask; returns the mask ``(batch, 1, 1, src_len)``."""
         c = self.config
         check_token_ids(src, c.src_vocab_size, "src", device=self.out.weight.device)
         self._check_len("src", src)
