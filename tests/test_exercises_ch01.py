@@ -158,6 +158,14 @@ def test_char_accepts_a_list_index_and_a_join() -> None:
     assert check_chars(encode, decode).passed
 
 
+def test_char_rejects_an_alphabet_cut_at_64() -> None:
+    def first_64(text, corpus):  # a fixed table of 64 characters
+        stoi = {ch: i for i, ch in enumerate(sorted(set(corpus))[:64])}
+        return [stoi[ch] for ch in text]
+
+    assert failed(check_chars(first_64), "alphabet of 84", "raised KeyError")
+
+
 def test_char_rejects_unsorted_alphabet_ids_from_one_and_byte_ids() -> None:
     def first_seen_order(text, corpus):
         stoi = {ch: i for i, ch in enumerate(dict.fromkeys(corpus))}

@@ -311,11 +311,11 @@ def _cell_cases() -> list[Case]:
             trainable=True,
         ),
         _cell_case(
-            "batch 8, input 16, hidden 70, weights 30 times the usual size (gates "
+            "batch 8, input 16, hidden 70, weights 100 times the usual size (gates "
             "saturate: a tanh written with exp overflows)",
             6,
             (8, 16, 70),
-            spread=30.0,
+            spread=100.0,
         ),
         _cell_case(
             "float64 inputs, batch 3, input 5, hidden 6 (the result stays float64)",
