@@ -96,7 +96,7 @@ def _timed_train(model: GPT, batches: Any, config: TrainConfig) -> tuple[Any, fl
 
 
 def reference_run(device: torch.device, steps: int) -> dict[str, float]:
-    """Train the reference configuration for ``steps`` steps; time it and evaluate it."""
+    """Train the reference configuration for ``steps`` steps; time and evaluate it."""
     preset = get_preset("reference-cpu")
     model, _, batches, config = charlm.build(preset)
     config = _quiet(config, max_steps=steps, device=str(device), eval_batches=20)
@@ -111,7 +111,7 @@ def reference_run(device: torch.device, steps: int) -> dict[str, float]:
 
 
 def recipe_run(device: torch.device, budget_s: float) -> dict[str, Any]:
-    """Train the default recipe in ``budget_s`` seconds, start-up and evaluation included.
+    """Train the default recipe in ``budget_s`` seconds, start-up and evaluation in.
 
     The trainer's time budget covers the training steps (its learning-rate schedule
     follows the clock, so it ends exactly when the time is up); the final evaluation and
@@ -228,7 +228,7 @@ def run(
 
 
 def table(result: dict[str, Any]) -> str:
-    """Render the result as a Markdown table with the targets and whether each is met."""
+    """The result as a Markdown table, with the targets and whether each is met."""
     met = {
         "train_tokens_per_s": result["train_tokens_per_s"]
         >= TARGETS["train_tokens_per_s"],
@@ -295,7 +295,8 @@ def table(result: dict[str, Any]) -> str:
             )
         )
     lines = [
-        f"Device: {result['device']} ({result['machine']}, {result['threads']} threads, "
+        f"Device: {result['device']} ({result['machine']}, "
+        f"{result['threads']} threads, "
         f"torch {result['torch']}){' [quick]' if result['quick'] else ''}",
         "",
         "| measure | value | target | met |",

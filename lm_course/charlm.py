@@ -1,4 +1,4 @@
-"""The character-level GPT on Tiny Shakespeare, as the command line and benchmark use it.
+"""The character-level GPT on Tiny Shakespeare, as the command line and bench use it.
 
 This is glue between the data, the tokenizer, the model and the trainer: it holds no
 concept of its own, only the choices that make a run reproducible (the split, the

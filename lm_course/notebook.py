@@ -17,9 +17,9 @@ def setup(seed: int = 0, *, threads: int | None = None) -> torch.device:
 
     The device is the one the trainer picks for ``device="auto"`` (CUDA, then Apple's
     MPS, then the CPU: :func:`lm_course.training.default_device`), so inputs a notebook
-    builds on it meet a model the trainer placed. On CUDA the notebooks pick their larger
-    presets. ``threads`` defaults to ``OMP_NUM_THREADS`` when set: stored outputs are
-    made with one thread, because results drift between thread counts.
+    builds on it meet a model the trainer placed. On CUDA the notebooks pick their
+    larger presets. ``threads`` defaults to ``OMP_NUM_THREADS`` when set: stored outputs
+    are made with one thread, because results drift between thread counts.
     """
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
         threads = int(os.environ["OMP_NUM_THREADS"])
@@ -29,8 +29,9 @@ def setup(seed: int = 0, *, threads: int | None = None) -> torch.device:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_flush_denormal(True)  # much faster late in CPU training, same results
-    # Libraries that import ``tqdm.auto`` warn, with an absolute path, when ipywidgets is
-    # missing; the course's own progress bars are plain text, so the warning is noise.
+    # Libraries that import ``tqdm.auto`` warn, with an absolute path, when ipywidgets
+    # is missing; the course's own progress bars are plain text, so the warning is
+    # noise.
     warnings.filterwarnings("ignore", message="IProgress not found")
     try:  # PNG, not SVG: SVG embeds a date and the test of stored outputs compares it
         from matplotlib_inline.backend_inline import set_matplotlib_formats

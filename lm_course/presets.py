@@ -1,9 +1,10 @@
 """Named training recipes for the character-level GPT on Tiny Shakespeare.
 
-``reference-cpu`` is the well-known small CPU configuration (4 layers, 4 heads, width 128,
-context 64, batch 12, 2,000 steps, no dropout) that the benchmark measures throughput on.
-``cpu`` is the course's default CPU recipe, tuned to learn as much as possible in the same
-wall-clock time. ``gpu`` is for a CUDA machine (bf16 autocast, fused AdamW, torch.compile).
+``reference-cpu`` is the well-known small CPU configuration (4 layers, 4 heads, width
+128, context 64, batch 12, 2,000 steps, no dropout) that the benchmark measures
+throughput on. ``cpu`` is the course's default CPU recipe, tuned to learn as much as
+possible in the same wall-clock time. ``gpu`` is for a CUDA machine (bf16 autocast,
+fused AdamW, torch.compile).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ PRESETS: dict[str, Preset] = {
     for p in [
         Preset(
             name="reference-cpu",
-            description="The well-known small CPU configuration, used to measure throughput.",
+            description="The well-known small CPU configuration, to measure speed.",
             model=dict(block_size=64, n_layer=4, n_head=4, d_model=128, dropout=0.0),
             batch_size=12,
             train=dict(
@@ -44,8 +45,9 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name="cpu",
             description="The course's default CPU recipe (about 2 minutes on 2 cores).",
-            # In a fixed wall-clock budget on a CPU, a shallower model that takes more steps
-            # learns more: measured against 3 and 4 layers, wider MLPs and bigger batches.
+            # In a fixed wall-clock budget on a CPU, a shallower model that takes more
+            # steps learns more: measured against 3 and 4 layers, wider MLPs and bigger
+            # batches.
             model=dict(block_size=64, n_layer=2, n_head=4, d_model=128, dropout=0.0),
             batch_size=32,
             train=dict(
@@ -60,7 +62,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="gpu",
-            description="A CUDA recipe: 6 layers, width 384, context 256, bf16, compiled.",
+            description="A CUDA recipe: 6 layers, width 384, context 256, bf16.",
             model=dict(block_size=256, n_layer=6, n_head=6, d_model=384, dropout=0.2),
             batch_size=64,
             train=dict(
@@ -78,7 +80,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="tiny",
-            description="A seconds-long run for smoke tests and trying the command line.",
+            description="A seconds-long run for smoke tests and the command line.",
             model=dict(block_size=32, n_layer=2, n_head=2, d_model=32, dropout=0.0),
             batch_size=8,
             train=dict(max_steps=30, lr=3e-3, warmup_steps=5),

@@ -1,8 +1,8 @@
 """One progress bar for the whole course, switched off by one environment variable.
 
-Set ``LM_COURSE_PROGRESS=0`` to silence every bar (CI and regenerating stored outputs do).
-We use the plain text ``tqdm`` rather than ``tqdm.auto``: widget bars are blank in a static
-book page and noisy in notebook diffs.
+Set ``LM_COURSE_PROGRESS=0`` to silence every bar (CI and regenerating stored outputs
+do). We use the plain text ``tqdm`` rather than ``tqdm.auto``: widget bars are blank in
+a static book page and noisy in notebook diffs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def progress_enabled() -> bool:
 
 
 def progress(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
-    """Wrap ``iterable`` in a text progress bar (``tqdm`` keyword arguments pass through)."""
+    """Wrap ``iterable`` in a text progress bar (``tqdm``'s keyword arguments pass)."""
     kwargs.setdefault("disable", not progress_enabled())
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("leave", False)

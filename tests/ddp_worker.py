@@ -1,7 +1,7 @@
 """Launched by test_distributed.py under torchrun: trains TinyLM data-parallel.
 
-Usage: python -m torch.distributed.run --nproc_per_node=2 ... tests/ddp_worker.py OUT_DIR
-Rank 0 writes the final checkpoint to OUT_DIR; each rank writes rank-<r>.json with what it
+Usage: python -m torch.distributed.run --nproc_per_node=2 ... tests/ddp_worker.py OUT
+Rank 0 writes the final checkpoint to OUT; each rank writes rank-<r>.json with what it
 saw, so the test can check that both processes took part.
 """
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
+from lm_course import bench
 from lm_course.bench import table
+from lm_course.cli import main
 
 KEYS = {
     "device",
@@ -38,3 +44,50 @@ def test_quick_bench_prints_one_json_object(shared_data: Path) -> None:
     assert record["recipe_seconds"] <= 1.25 * record["budget_s"]
     rendered = table(record)
     assert "| training tokens/s, reference config |" in rendered
+
+
+def test_budget_is_the_reference_time_unless_budget_s_is_given(monkeypatch) -> None:
+    asked: list[float] = []
+
+    def fake_recipe(device: torch.device, budget_s: float) -> dict:
+        asked.append(budget_s)
+        return {"preset": "cpu", "steps": 3, "seconds": budget_s, "val_loss": 2.0}
+
+    reference = {"seconds": 12.5, "tokens_per_s": 100.0, "val_loss": 2.5}
+    monkeypatch.setattr(
+        bench, "reference_run", lambda d, s: {**reference, "flops_per_token": 1.0}
+    )
+    monkeypatch.setattr(bench, "recipe_run", fake_recipe)
+    monkeypatch.setattr(bench, "matmul_flops", lambda d: 1e3)
+    speed = {"with_cache_s": 1.0, "without_cache_s": 6.0, "speedup": 6.0}
+    monkeypatch.setattr(bench, "kv_cache_speedup", lambda d: speed)
+    default = bench.run(quick=True, device="cpu")
+    given = bench.run(quick=True, device="cpu", budget_s=3.0)
+    assert asked == [12.5, 3.0]
+    assert default["budget_s"] == 12.5 and given["budget_s"] == 3.0
+    assert default.keys() == given.keys() and given.keys() >= KEYS
+    assert "given by --budget-s" in table(given) and "200 reference" in table(default)
+
+
+def test_the_recipe_trains_in_a_tiny_budget(shared_data: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LM_COURSE_DATA", str(shared_data))
+    monkeypatch.setenv("LM_COURSE_PROGRESS", "0")
+    result = bench.recipe_run(torch.device("cpu"), budget_s=2.0)
+    assert result["preset"] == "cpu" and result["steps"] >= 1
+    assert result["seconds"] < 4.0  # the budget, plus what the probe missed
+    assert math.isfinite(result["val_loss"])
+
+
+def test_the_reference_run_is_seeded(shared_data: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LM_COURSE_DATA", str(shared_data))
+    monkeypatch.setenv("LM_COURSE_PROGRESS", "0")
+    first = bench.reference_run(torch.device("cpu"), steps=2)
+    torch.rand(3)
+    again = bench.reference_run(torch.device("cpu"), steps=2)
+    assert first["val_loss"] == again["val_loss"]
+
+
+def test_budget_s_must_be_a_positive_number(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "--budget-s", "0"])
+    assert "--budget-s: must be a positive number, got 0" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Checkpoints: safe formats, atomic writes, clear errors, and bit-identical resumption."""
+"""Checkpoints: safe formats, atomic writes, clear errors, bit-identical resumption."""
 
 from __future__ import annotations
 
@@ -142,7 +142,8 @@ def test_mismatched_model_gives_a_clear_error(tmp_path: Path) -> None:
     untouched = {k: v.clone() for k, v in wider.state_dict().items()}
     with pytest.raises(
         ValueError,
-        match=r"does not fit this model: 'embed.weight' has shape \[16, 16\] in the checkpoint "
+        match=r"does not fit this model: 'embed.weight' has shape \[16, 16\] in the "
+        r"checkpoint "
         r"but \[16, 32\]",
     ):
         load_checkpoint(tmp_path, wider)

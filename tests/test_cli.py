@@ -1,4 +1,6 @@
-"""The command line as a reader uses it: train a tiny preset, resume it, generate from it."""
+"""The command line as a reader uses it: train a tiny preset, resume, generate from it.
+
+Then what goes wrong: signals, a busy or damaged run folder, bad data, bad paths."""
 
 from __future__ import annotations
 
@@ -99,7 +101,7 @@ def test_bad_input_gives_one_clear_line(
     assert "must be a positive integer" in capsys.readouterr().err
 
 
-# --- stopping, locking, seeds ----------------------------------------------------------
+# --- stopping, locking, seeds ---------------------------------------------------------
 
 
 def _tiny(out: Path, *more: str) -> list[str]:
@@ -185,7 +187,7 @@ def test_charlm_build_is_seeded(shared_data: Path, monkeypatch) -> None:
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
-# --- one clear line, not a traceback ---------------------------------------------------
+# --- one clear line, not a traceback --------------------------------------------------
 
 
 def _fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

@@ -35,7 +35,8 @@ def test_shard_batch_takes_contiguous_slices() -> None:
     assert torch.equal(x1, x[2:4]) and torch.equal(y1, y[2:4])
     with pytest.raises(
         ValueError,
-        match=r"has 6 rows, which 4 processes cannot split evenly.*divisible by the world "
+        match=r"has 6 rows, which 4 processes cannot split evenly.*divisible by the "
+        r"world "
         r"size \(4\)",
     ):
         shard_batch((x, y), 0, 4)

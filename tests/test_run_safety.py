@@ -1,5 +1,7 @@
-"""Work that must never be lost: divergence, two runs on one folder, damaged checkpoints,
-leftovers from a crash, and files written only after every check has passed."""
+"""Work that must never be lost.
+
+Divergence, two runs on one folder, damaged checkpoints, leftovers from a crash, and
+files written only after every check has passed."""
 
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def _finite(folder: Path) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values())
 
 
-# --- divergence ------------------------------------------------------------------------
+# --- divergence -----------------------------------------------------------------------
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_good_checkpoints(
@@ -152,7 +154,7 @@ def test_save_checkpoint_refuses_non_finite_weights(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", good.name]
 
 
-# --- one run per folder ----------------------------------------------------------------
+# --- one run per folder ---------------------------------------------------------------
 
 HOLDER = textwrap.dedent(
     """
@@ -201,7 +203,7 @@ def test_a_run_folder_that_is_a_file_is_refused(tmp_path: Path, batches) -> None
     assert file.read_text() == "mine"
 
 
-# --- damaged checkpoints and leftovers -------------------------------------------------
+# --- damaged checkpoints and leftovers ------------------------------------------------
 
 
 def _three_checkpoints(run_dir: Path, batches: LMBatches) -> TrainConfig:
@@ -292,7 +294,7 @@ def test_leftovers_of_a_crash_are_cleaned_on_the_next_start(
     ]
 
 
-# --- pointers and files ----------------------------------------------------------------
+# --- pointers and files ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["../elsewhere", "/tmp/step-000001", "a/../../b"])

@@ -1,4 +1,4 @@
-"""The training package: schedules, config checks, devices, batches and the loop itself."""
+"""The training package: schedules, config checks, devices, batches and the loop."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def batches() -> LMBatches:
     return LMBatches(train_val_split(markov_tokens()), block_size=12, batch_size=8)
 
 
-# --- schedules -------------------------------------------------------------------------
+# --- schedules ------------------------------------------------------------------------
 
 
 def test_warmup_is_linear_up_to_the_peak() -> None:
@@ -76,7 +76,7 @@ def test_constant_schedule_and_config_defaults() -> None:
         lr_at_step(-1, max_steps=10, lr=1.0, min_lr=0.0)
 
 
-# --- configuration ---------------------------------------------------------------------
+# --- configuration --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -198,7 +198,7 @@ def test_config_round_trips_through_a_dict(tmp_path) -> None:
         TrainConfig.from_dict({**data, "epochs": 3})
 
 
-# --- devices and seeds -----------------------------------------------------------------
+# --- devices and seeds ----------------------------------------------------------------
 
 
 def test_pick_device() -> None:
@@ -248,7 +248,7 @@ def test_seeds_are_stable_and_distinct() -> None:
         seed_everything(-3)
 
 
-# --- batches ---------------------------------------------------------------------------
+# --- batches --------------------------------------------------------------------------
 
 
 def test_lm_batches_shift_targets_by_one(batches: LMBatches) -> None:
@@ -303,7 +303,7 @@ def test_train_val_split() -> None:
         train_val_split(torch.arange(5), 0.1)
 
 
-# --- the loop --------------------------------------------------------------------------
+# --- the loop -------------------------------------------------------------------------
 
 
 def test_training_lowers_the_loss(batches: LMBatches) -> None:
@@ -322,7 +322,7 @@ def test_training_lowers_the_loss(batches: LMBatches) -> None:
     assert history.lr[0] == pytest.approx(config.lr_at(9))
     assert history.device.startswith("cpu") and history.precision == "float32"
     assert model.training  # the model's mode is restored
-    # Evaluation uses the same fixed batches every time: the same model gives the same loss.
+    # Evaluation uses the same fixed batches every time: one model, one loss.
     assert evaluate(
         model, batches, "val", batches=4, seed=config.seed
     ) == pytest.approx(history.val_loss[-1], abs=1e-6)
@@ -389,12 +389,14 @@ def test_train_argument_errors(batches: LMBatches) -> None:
         train(make_model(), batches, config, meta={"model": nn.Linear(1, 1)})
     with pytest.raises(
         TypeError,
-        match=r"get_batch\('train', generator\) must return a tuple of tensors.*got Tensor",
+        match=r"get_batch\('train', generator\) must return a tuple of tensors.*"
+        r"got Tensor",
     ):
         train(make_model(), lambda split, gen: batches(split, gen)[0], config)
     with pytest.raises(
         ValueError,
-        match=r"loss_fn must return a scalar float tensor \(shape \(\)\), got \(8, 12, 16\)",
+        match=r"loss_fn must return a scalar float tensor \(shape \(\)\), got "
+        r"\(8, 12, 16\)",
     ):
         train(
             make_model(), batches, config, loss_fn=lambda model, batch: model(*batch)[0]

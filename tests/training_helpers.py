@@ -1,4 +1,4 @@
-"""A tiny language model and token data shared by the training tests and the DDP worker."""
+"""A tiny language model and token data for the training tests and the DDP worker."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ VOCAB = 16
 
 
 class TinyLM(nn.Module):
-    """Embedding -> dropout -> layer norm -> linear head: a bigram model with every part the
-    trainer must handle (decayed matrices, undecayed gains and biases, dropout, optional
-    weight tying)."""
+    """Embedding -> dropout -> layer norm -> linear head: a bigram model.
+
+    It has every part the trainer must handle: decayed matrices, undecayed gains and
+    biases, dropout, and optionally tied weights.
+    """
 
     def __init__(
         self, vocab: int = VOCAB, dim: int = 16, dropout: float = 0.1, tie: bool = False
@@ -28,7 +30,7 @@ class TinyLM(nn.Module):
     def forward(
         self, x: Tensor, targets: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
-        """x: (batch, seq) ids -> logits (batch, seq, vocab) and the mean cross-entropy."""
+        """x ``(batch, seq)`` ids -> logits ``(batch, seq, vocab)``, and the loss."""
         logits = self.head(self.norm(self.drop(self.embed(x))))
         if targets is None:
             return logits, None

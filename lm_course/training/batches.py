@@ -1,8 +1,8 @@
-"""Batches for next-token prediction: random windows cut from one long stream of token ids.
+"""Batches for next-token prediction: random windows cut from one long stream of ids.
 
 A language model learns P(next token | previous tokens). From a stream of ids we cut a
-window ``x`` of ``block_size`` tokens; the targets ``y`` are the same window moved one token
-to the right, so position ``t`` of ``y`` is the token that follows ``x[:t + 1]``.
+window ``x`` of ``block_size`` tokens; the targets ``y`` are the same window moved one
+token to the right, so position ``t`` of ``y`` is the token that follows ``x[:t + 1]``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from torch import Tensor
 
 
 def _as_token_ids(name: str, ids: Tensor | Sequence[int]) -> Tensor:
-    """Check that ``ids`` is a 1-D integer sequence and return it as a ``torch.long`` tensor."""
+    """Check that ``ids`` is a 1-D integer sequence; return it as a ``torch.long``
+    tensor ``(n_tokens,)``."""
     try:
         tensor = torch.as_tensor(ids)
     except (TypeError, ValueError, RuntimeError) as error:
         raise TypeError(
-            f"{name} must be a 1-D tensor of token ids, got {type(ids).__name__} ({error})"
+            f"{name} must be a 1-D tensor of token ids, got {type(ids).__name__} "
+            f"({error})"
         ) from None
     if tensor.dim() != 1:
         raise ValueError(
@@ -36,8 +38,8 @@ def train_val_split(
 ) -> dict[str, Tensor]:
     """Cut a token stream into ``{"train": first part, "val": last val_fraction}``.
 
-    The cut is contiguous, not shuffled: shuffling single tokens would destroy the text, and
-    a held-out stretch at the end is text the model has never seen.
+    The cut is contiguous, not shuffled: shuffling single tokens would destroy the text,
+    and a held-out stretch at the end is text the model has never seen.
     """
     tokens = _as_token_ids("ids", ids)
     if not 0.0 < val_fraction < 1.0:
@@ -47,24 +49,25 @@ def train_val_split(
     n_val = int(len(tokens) * val_fraction)
     if n_val == 0 or n_val == len(tokens):
         raise ValueError(
-            f"val_fraction={val_fraction} of {len(tokens)} tokens leaves an empty split; "
-            "use more tokens or a different val_fraction"
+            f"val_fraction={val_fraction} of {len(tokens)} tokens leaves an empty "
+            "split; use more tokens or a different val_fraction"
         )
     return {"train": tokens[:-n_val], "val": tokens[-n_val:]}
 
 
 class LMBatches:
-    """A ``get_batch(split, generator) -> (x, y)`` for the trainer, over token-id streams.
+    """A ``get_batch(split, generator) -> (x, y)`` for the trainer, over token streams.
 
     Args:
-        splits: split name -> 1-D tensor of token ids ``(n_tokens,)``, e.g. the output of
-            :func:`train_val_split`.
+        splits: split name -> 1-D tensor of token ids ``(n_tokens,)``, e.g. the output
+            of :func:`train_val_split`.
         block_size: tokens per window (the model's context length).
         batch_size: windows per batch.
 
-    Calling it returns ``x`` and ``y``, both ``(batch_size, block_size)`` ``torch.long``, with
-    ``y[:, t] == x[:, t + 1]`` for all but the last position. Window starts are drawn from
-    ``generator`` only, so the same generator seed always gives the same batch.
+    Calling it returns ``x`` and ``y``, both ``(batch_size, block_size)``
+    ``torch.long``, with ``y[:, t] == x[:, t + 1]`` for all but the last position.
+    Window starts are drawn from ``generator`` only, so the same generator seed always
+    gives the same batch.
     """
 
     def __init__(
@@ -90,7 +93,8 @@ class LMBatches:
                 raise ValueError(
                     f"splits[{name!r}] has {len(tokens)} tokens, but a window of "
                     f"block_size={block_size} needs at least {block_size + 1} "
-                    "(inputs plus the one-token shift); use a smaller block_size or more data"
+                    "(inputs plus the one-token shift); use a smaller block_size or "
+                    "more data"
                 )
             self.splits[name] = tokens
 
@@ -106,7 +110,7 @@ class LMBatches:
                 "e.g. torch.Generator().manual_seed(0)"
             )
         tokens = self.splits[split]
-        # A start s needs tokens s .. s + block_size (inclusive) for x and its shifted y.
+        # A start s needs tokens s .. s + block_size (inclusive): x and the shifted y.
         starts = torch.randint(
             0, len(tokens) - self.block_size, (self.batch_size,), generator=generator
         )
@@ -119,4 +123,5 @@ class LMBatches:
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{name}={len(ids):,}" for name, ids in self.splits.items())
-        return f"LMBatches({sizes} tokens; block_size={self.block_size}, batch_size={self.batch_size})"
+        shape = f"block_size={self.block_size}, batch_size={self.batch_size}"
+        return f"LMBatches({sizes} tokens; {shape})"

@@ -73,7 +73,7 @@ class NonFiniteCheckpoint(ValueError):
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain model inside DistributedDataParallel and/or ``torch.compile`` wrappers."""
+    """The plain model inside DistributedDataParallel and ``torch.compile`` wrappers."""
     while True:
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
@@ -83,7 +83,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-# --- writing ---------------------------------------------------------------------------
+# --- writing --------------------------------------------------------------------------
 
 
 def _fsync_file(path: Path) -> None:
@@ -92,7 +92,7 @@ def _fsync_file(path: Path) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (POSIX only; Windows cannot open folders)."""
+    """Make a rename inside ``path`` durable (POSIX; Windows cannot open folders)."""
     if os.name == "nt":
         return
     fd = os.open(path, os.O_RDONLY)
@@ -161,7 +161,8 @@ def _save_optimizer(
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
-    """Rename folder ``tmp`` to ``final``, replacing any ``final`` (a step saved twice)."""
+    """Rename folder ``tmp`` to ``final``, replacing any ``final`` (a step saved
+    twice)."""
     if not final.exists():
         os.replace(tmp, final)
         return
@@ -251,11 +252,11 @@ def save_checkpoint(
     return final
 
 
-# --- reading ---------------------------------------------------------------------------
+# --- reading --------------------------------------------------------------------------
 
 
 def _checkpoint_folder(path: str | os.PathLike[str]) -> Path:
-    """Accept a checkpoint folder, a run folder (its latest checkpoint) or a model file."""
+    """A checkpoint folder, from itself, a run folder (its latest) or a model file."""
     path = Path(path)
     if path.is_file():
         return path.parent
@@ -306,7 +307,7 @@ def _check_weights_fit(file: Path, model: nn.Module) -> None:
 
 
 def _load_fitting_weights(file: Path, model: nn.Module) -> None:
-    """Load weights that :func:`_check_weights_fit` accepted, onto the model's device."""
+    """Load weights :func:`_check_weights_fit` accepted, onto the model's device."""
     load_model(model, str(file), strict=True, device=str(model_device(model)))
 
 
@@ -327,7 +328,8 @@ def load_model_weights(path: str | os.PathLike[str], model: nn.Module) -> nn.Mod
 
 
 def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
-    """Rebuild the optimizer's state dict from :func:`_save_optimizer`'s file; load it."""
+    """Rebuild the optimizer's state dict from the file :func:`save_checkpoint` wrote,
+    and load it."""
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     if "param_groups" not in metadata:
@@ -341,8 +343,8 @@ def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
     if saved_sizes != current_sizes:
         raise ValueError(
             f"the optimizer state in {str(path)!r} has parameter groups of sizes "
-            f"{saved_sizes}, this optimizer {current_sizes}; resume with the same model "
-            "and optimizer setup"
+            f"{saved_sizes}, this optimizer {current_sizes}; resume with the same "
+            "model and optimizer setup"
         )
     for saved, current in zip(saved_groups, current_groups):
         if "betas" in saved:
@@ -366,7 +368,7 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
-    """Restore ``model`` (and ``optimizer``) from a checkpoint; return its ``state.json``.
+    """Restore ``model`` (and ``optimizer``) from a checkpoint; return its state.json.
 
     ``path`` is a ``step-NNNNNN`` folder or a ``checkpoint_dir`` (then its newest intact
     checkpoint is used). The returned dict holds at least ``"step"`` and ``"format"``.
@@ -381,8 +383,8 @@ def load_checkpoint(
     if optimizer is not None:
         if not (folder / OPTIMIZER_FILE).is_file():
             raise FileNotFoundError(
-                f"{str(folder)!r} holds no optimizer state; pass optimizer=None to load "
-                "only the weights"
+                f"{str(folder)!r} holds no optimizer state; pass optimizer=None to "
+                "load only the weights"
             )
         _load_optimizer(folder / OPTIMIZER_FILE, optimizer)
     _load_fitting_weights(folder / MODEL_FILE, model)

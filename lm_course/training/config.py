@@ -1,4 +1,4 @@
-"""What goes into a training run (:class:`TrainConfig`) and what comes out (:class:`History`).
+"""What goes into a training run (:class:`TrainConfig`) and what comes out (History).
 
 Every field of the config is checked when it is created, with the package's one wording
 (:mod:`lm_course.checks`), so a wrong value stops the run before anything is computed or
@@ -39,39 +39,44 @@ class TrainConfig:
     Args:
         max_steps: optimizer steps to train for (in total, counting resumed steps).
         lr: peak learning rate, reached after warmup.
-        min_lr: learning rate at the end of the cosine schedule; ``None`` means ``lr/10``.
+        min_lr: learning rate at the end of the cosine schedule; ``None`` means
+            ``lr/10``.
         warmup_steps: steps of linear warmup from ``lr / warmup_steps`` to ``lr``.
         schedule: ``"cosine"`` (decay to ``min_lr``) or ``"constant"`` (stay at ``lr``).
         weight_decay: AdamW decay for weight matrices and embeddings (tensors with 2 or
             more dimensions); biases and normalisation gains are never decayed.
         betas: AdamW's moving-average factors for the gradient and its square.
-        grad_clip: largest allowed global gradient norm; ``None`` or 0 turns clipping off.
+        grad_clip: largest allowed global gradient norm; ``None`` or 0 turns clipping
+            off.
         grad_accum: micro-batches per optimizer step (effective batch = grad_accum x
             batch).
         eval_every: evaluate every this many steps; 0 means only at the end.
-        eval_batches: batches per evaluation (the same fixed batches every time); 0 turns
-            evaluation off.
+        eval_batches: batches per evaluation (the same fixed batches every time); 0
+            turns evaluation off.
         log_every: record the training loss every this many steps (and at the last
             step). On a GPU the check for a diverged (NaN) loss runs on these steps.
         device: ``"auto"`` (CUDA, then MPS, then CPU) or a name such as ``"cpu"``.
         precision: ``"auto"`` (bfloat16 autocast on a CUDA GPU that supports it, float32
             elsewhere), ``"float32"`` or ``"bfloat16"``.
-        compile: run the model through ``torch.compile`` (worth it on a GPU; slow start).
+        compile: run the model through ``torch.compile`` (worth it on a GPU; slow
+            start).
         seed: the seed every random choice (batches, dropout) is derived from.
         checkpoint_dir: the run folder for checkpoints; ``None`` saves nothing.
         checkpoint_every: save every this many steps; 0 saves only at the end (and when
             interrupted with Ctrl-C or SIGTERM).
-        keep_checkpoints: how many checkpoints to keep, newest first; ``None`` keeps all.
+        keep_checkpoints: how many checkpoints to keep, newest first; ``None`` keeps
+            all.
         progress: show a progress bar (``LM_COURSE_PROGRESS=0`` hides it everywhere).
         flush_denormal: on the CPU, treat tiny "denormal" floats as zero; they are very
             slow on CPUs and appear late in training. A process-wide setting.
         time_budget_s: a wall-clock limit in seconds. Training stops at the first step
             that ends past it, and the cosine schedule follows the elapsed time instead
-            of the step count, so it reaches ``min_lr`` just as the time is up. The final
-            evaluation and checkpoint come after it. ``max_steps`` may then be ``None``
-            (no step limit) or a cap. Such a run is not bit-reproducible: the learning
-            rate of each step, and the number of steps, depend on how fast the machine
-            is. A resumed run keeps the time already spent (saved in the checkpoint).
+            of the step count, so it reaches ``min_lr`` just as the time is up. The
+            final evaluation and checkpoint come after it. ``max_steps`` may then be
+            ``None`` (no step limit) or a cap. Such a run is not bit-reproducible: the
+            learning rate of each step, and the number of steps, depend on how fast the
+            machine is. A resumed run keeps the time already spent (saved in the
+            checkpoint).
     """
 
     max_steps: int | None = None
@@ -227,7 +232,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict`'s output (unknown keys are an error)."""
+        """Rebuild a config from :meth:`to_dict`'s output; unknown keys are refused."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -258,8 +263,8 @@ class History:
     """What happened during training, as plain lists ready for plotting.
 
     ``steps[i]`` is the number of completed optimizer steps at the i-th log entry, and
-    ``train_loss``, ``lr``, ``grad_norm``, ``tokens_seen``, ``elapsed`` (seconds since the
-    run began, across resumes) and ``tokens_per_sec`` are aligned with it.
+    ``train_loss``, ``lr``, ``grad_norm``, ``tokens_seen``, ``elapsed`` (seconds since
+    the run began, across resumes) and ``tokens_per_sec`` are aligned with it.
     ``tokens_seen`` and ``tokens_per_sec`` are ``None`` when the batch's first tensor is
     not integer token ids. ``eval_steps`` aligns ``val_loss`` and ``eval_train_loss``,
     each measured on the same fixed batches every time. ``start_step`` is the number of
@@ -287,6 +292,6 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
-        """Rebuild a History from :meth:`to_dict`'s output (unknown keys are ignored)."""
+        """Rebuild a History from :meth:`to_dict`'s output; unknown keys are skipped."""
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})

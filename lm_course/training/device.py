@@ -18,14 +18,14 @@ from ..checks import check_int
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 
-# Multiplier for `derive_seed`: a prime larger than any step or micro-step count we expect,
-# so (seed, step, micro) tuples map to distinct seeds.
+# Multiplier for `derive_seed`: a prime larger than any step or micro-step count we
+# expect, so (seed, step, micro) tuples map to distinct seeds.
 _SEED_PRIME = 1_000_003
 _SEED_MODULUS = 2**63 - 1
 
 
 def default_device() -> torch.device:
-    """The device ``"auto"`` means: CUDA when present, else Apple's MPS, else the CPU."""
+    """The device ``"auto"`` means: CUDA if present, else Apple's MPS, else the CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():
@@ -34,7 +34,7 @@ def default_device() -> torch.device:
 
 
 def available_devices() -> list[str]:
-    """Names of the devices this machine can use: ``["cpu"]``, ``["cpu", "cuda", ...]``."""
+    """Names of the devices this machine can use, e.g. ``["cpu", "cuda", "cuda:0"]``."""
     names = ["cpu"]
     if torch.cuda.is_available():
         names.append("cuda")
@@ -73,7 +73,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (the CPU for an empty one)."""
+    """The device of the model's first parameter or buffer (the CPU if it has none)."""
     for tensor in model.state_dict().values():
         return tensor.device
     return torch.device("cpu")
@@ -93,9 +93,9 @@ def resolve_precision(
 ) -> torch.dtype:
     """The dtype the forward pass computes in: ``torch.float32`` or ``torch.bfloat16``.
 
-    ``"auto"`` means bfloat16 on a CUDA GPU that supports it (every GPU since Ampere) and
-    float32 everywhere else, where bfloat16 is usually slower rather than faster. A dtype
-    that was resolved already passes through unchanged.
+    ``"auto"`` means bfloat16 on a CUDA GPU that supports it (every GPU since Ampere)
+    and float32 everywhere else, where bfloat16 is usually slower rather than faster. A
+    dtype that was resolved already passes through unchanged.
     """
     if precision in (torch.float32, torch.bfloat16):
         return precision  # type: ignore[return-value]
@@ -117,10 +117,10 @@ def autocast(
 ) -> contextlib.AbstractContextManager:
     """A context for the forward pass: bfloat16 autocast, or nothing for float32.
 
-    Weights and optimizer state stay in float32 either way; autocast only runs the matrix
-    multiplications in bfloat16. Unlike float16, bfloat16 has float32's exponent range, so
-    no loss scaling is needed. The trainer resolves the precision once and passes the
-    dtype.
+    Weights and optimizer state stay in float32 either way; autocast only runs the
+    matrix multiplications in bfloat16. Unlike float16, bfloat16 has float32's exponent
+    range, so no loss scaling is needed. The trainer resolves the precision once and
+    passes the dtype.
     """
     dtype = resolve_precision(device, precision)
     if dtype == torch.float32:
@@ -140,7 +140,7 @@ def seed_everything(seed: int) -> None:
 
 
 def seed_torch(seed: int, device: torch.device) -> None:
-    """Seed PyTorch's global generators for the CPU and for ``device`` (dropout uses them).
+    """Seed PyTorch's global generators for the CPU and ``device`` (dropout uses them).
 
     Cheaper than ``torch.manual_seed``, which on a machine without a GPU still records a
     pending seed for CUDA, with a stack trace, on every call; the trainer reseeds every
@@ -156,8 +156,9 @@ def seed_torch(seed: int, device: torch.device) -> None:
 def derive_seed(*parts: int) -> int:
     """Mix integers, e.g. ``(seed, step, micro_step)``, into one seed for a generator.
 
-    Plain arithmetic, not Python's ``hash()`` (which changes between processes), so every
-    process, every run and every resumed run derives the same seed from the same parts.
+    Plain arithmetic, not Python's ``hash()`` (which changes between processes), so
+    every process, every run and every resumed run derives the same seed from the same
+    parts.
     """
     mixed = 0
     for part in parts:

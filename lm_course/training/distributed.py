@@ -1,16 +1,17 @@
 """Data parallelism: several processes, one model copy each, one shared global batch.
 
-Started with ``torchrun --nproc_per_node=N script.py``, every process ("rank") runs the same
-script. ``torchrun`` tells each one who it is through environment variables (``RANK``,
-``LOCAL_RANK``, ``WORLD_SIZE``). Each rank computes gradients on its own slice of the global
-batch; DistributedDataParallel then averages the gradients across ranks during the backward
-pass, so every copy takes the same optimizer step and the copies never drift apart.
+Started with ``torchrun --nproc_per_node=N script.py``, every process ("rank") runs the
+same script. ``torchrun`` tells each one who it is through environment variables
+(``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``). Each rank computes gradients on its own
+slice of the global batch; DistributedDataParallel then averages the gradients across
+ranks during the backward pass, so every copy takes the same optimizer step and the
+copies never drift apart.
 
 The result equals one process training on the whole global batch: the mean of the ranks'
 mean losses is the mean loss over the whole batch when the slices are the same size.
 
 For simplicity every rank draws the same global batch from the same seeded generator and
-keeps only its slice; drawing a few thousand token ids is cheap next to the model's work.
+keeps only its slice; drawing a few thousand token ids is cheap next to the model.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from torch import Tensor
 class DistInfo:
     """Who this process is: ``rank`` of ``world_size``, ``local_rank`` on this machine.
 
-    ``owns_group`` is True when :func:`init_distributed` created the process group (and so
-    :func:`cleanup_distributed` should destroy it).
+    ``owns_group`` is True when :func:`init_distributed` created the process group (and
+    so :func:`cleanup_distributed` should destroy it).
     """
 
     rank: int = 0
@@ -43,7 +44,7 @@ class DistInfo:
 
     @property
     def is_main(self) -> bool:
-        """True on rank 0, the one process that writes checkpoints and shows progress."""
+        """True on rank 0, the one process that saves checkpoints and shows progress."""
         return self.rank == 0
 
 
@@ -53,16 +54,17 @@ def _env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ValueError(
-            f"environment variable {name}={value!r} must be an integer; torchrun sets it"
+            f"environment variable {name}={value!r} must be an integer; torchrun sets "
+            "it"
         ) from None
 
 
 def init_distributed(device_type: str = "cpu") -> DistInfo:
     """Join the process group when started by ``torchrun`` with ``WORLD_SIZE`` > 1.
 
-    Uses the ``nccl`` backend for CUDA and ``gloo`` otherwise. Outside ``torchrun`` (or with
-    a single process) this does nothing and returns rank 0 of 1. A process group that the
-    caller already initialised is used as it is.
+    Uses the ``nccl`` backend for CUDA and ``gloo`` otherwise. Outside ``torchrun`` (or
+    with a single process) this does nothing and returns rank 0 of 1. A process group
+    that the caller already initialised is used as it is.
     """
     world_size = _env_int("WORLD_SIZE", 1)
     if world_size <= 1:
@@ -86,24 +88,25 @@ def cleanup_distributed(info: DistInfo) -> None:
 def shard_batch(
     batch: tuple[Tensor, ...], rank: int, world_size: int
 ) -> tuple[Tensor, ...]:
-    """This rank's contiguous slice of every tensor in a global batch (split along dim 0).
+    """This rank's contiguous slice of every tensor in a global batch (along dim 0).
 
-    ``(global_batch, ...)`` becomes ``(global_batch // world_size, ...)``; rank 0 takes the
-    first rows, rank 1 the next, and so on.
+    ``(global_batch, ...)`` becomes ``(global_batch // world_size, ...)``; rank 0 takes
+    the first rows, rank 1 the next, and so on.
     """
     if world_size == 1:
         return batch
     rows = batch[0].shape[0]
     if rows % world_size != 0:
         raise ValueError(
-            f"the global micro-batch has {rows} rows, which {world_size} processes cannot "
-            f"split evenly; choose a batch size divisible by the world size ({world_size})"
+            f"the global micro-batch has {rows} rows, which {world_size} processes "
+            "cannot split evenly; choose a batch size divisible by the world size "
+            f"({world_size})"
         )
     return tuple(tensor.chunk(world_size)[rank] for tensor in batch)
 
 
 def all_reduce_mean(value: Tensor, info: DistInfo) -> Tensor:
-    """The mean of a scalar tensor over all ranks (the value itself with one process)."""
+    """The mean of a scalar tensor over all ranks (the value itself with one rank)."""
     if not info.enabled:
         return value
     total = value.detach().clone().float()

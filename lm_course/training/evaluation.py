@@ -1,5 +1,7 @@
-"""Batches in, a loss out: what the trainer asks of ``get_batch`` and ``loss_fn``, and
-:func:`evaluate`, the loss on fixed batches that makes points of a loss curve comparable.
+"""Batches in, a loss out: what the trainer asks of ``get_batch`` and ``loss_fn``.
+
+:func:`evaluate` measures the loss on fixed batches, so that the points of a loss curve
+are comparable.
 
 The trainer knows no model. It hands ``get_batch(split, generator)`` a generator seeded
 from ``(seed, step, micro_step)`` (or, for evaluation, ``(seed, split, index)``), moves
@@ -92,19 +94,19 @@ def train_batch_generator(seed: int, step: int, micro_step: int) -> torch.Genera
 
 
 def eval_batch_generator(seed: int, split: str, index: int) -> torch.Generator:
-    """The generator for evaluation batch ``index`` of ``split``, the same every time."""
+    """The generator for evaluation batch ``index`` of ``split``: the same each time."""
     # crc32 gives the split name a stable number; Python's hash() changes between
     # processes.
     return make_generator(seed, EVAL_DATA, zlib.crc32(split.encode()), index)
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
-    """Every tensor of the batch on ``device`` (copies overlap compute where they can)."""
+    """Every tensor of the batch on ``device`` (copies overlap compute if they can)."""
     return tuple(tensor.to(device, non_blocking=True) for tensor in batch)
 
 
 def count_tokens(batch: Batch) -> int | None:
-    """Token ids in the batch's first tensor, or None if it does not hold integer ids."""
+    """Token ids in the batch's first tensor; None if it does not hold integer ids."""
     first = batch[0]
     return None if first.is_floating_point() else first.numel()
 

@@ -1,4 +1,4 @@
-"""The run folder: its layout, its lock, and finding the newest checkpoint that is intact.
+"""The run folder: its layout, its lock, and finding its newest intact checkpoint.
 
 Layout::
 
@@ -19,8 +19,8 @@ Rules that keep a run's work safe:
 * **Pointers stay inside.** ``latest.json`` (and any file a checkpoint names) must name
   something inside the folder: no ``..``, no absolute path.
 * **Damage is survivable.** A checkpoint whose files cannot be read (a truncated
-  ``model.safetensors``, broken JSON) is skipped with a warning naming it, and the newest
-  intact one is used instead.
+  ``model.safetensors``, broken JSON) is skipped with a warning naming it, and the
+  newest intact one is used instead.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def inside(run_dir: Path, name: Any, source: Path) -> Path:
     return run_dir / name
 
 
-# --- the lock --------------------------------------------------------------------------
+# --- the lock -------------------------------------------------------------------------
 
 
 def check_run_folder(path: str | os.PathLike[str]) -> Path:
@@ -205,11 +205,11 @@ def write_run_files(
             tmp.unlink(missing_ok=True)
 
 
-# --- finding the newest intact checkpoint ----------------------------------------------
+# --- finding the newest intact checkpoint ---------------------------------------------
 
 
 def read_state(folder: Path) -> dict[str, Any]:
-    """The checkpoint's ``state.json``, checked: a JSON object of our format, with a step.
+    """A checkpoint's ``state.json``, checked: a JSON object of our format, with a step.
 
     Raises :class:`DamagedCheckpoint` naming the file, the field and what to do.
     """

@@ -4,10 +4,11 @@ Because the rate depends on nothing but the step, a resumed run recomputes exact
 rate the uninterrupted run would have used; there is no scheduler object whose state
 could be lost with a checkpoint.
 
-Steps count from 0 (the first optimizer step). During ``warmup_steps`` the rate climbs in
-a straight line to ``lr``, reaching it on step ``warmup_steps - 1``; starting from a tiny
-rate keeps Adam's first, poorly estimated updates small. Then the cosine schedule glides
-down to ``min_lr`` at step ``max_steps``, so the last steps take small, careful steps.
+Steps count from 0 (the first optimizer step). During ``warmup_steps`` the rate climbs
+in a straight line to ``lr``, reaching it on step ``warmup_steps - 1``; starting from a
+tiny rate keeps Adam's first, poorly estimated updates small. Then the cosine schedule
+glides down to ``min_lr`` at step ``max_steps``, so the last steps take small, careful
+steps.
 
 A run with a wall-clock budget does not know how many steps it will get, so
 :func:`lr_at_time` measures the progress of the cosine in seconds instead of steps.
@@ -21,7 +22,7 @@ SCHEDULES = ("cosine", "constant")
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
-    """Fraction of the full rate at ``step``: ``(step + 1) / warmup_steps``, capped at 1."""
+    """Fraction of the full rate at ``step``: ``(step + 1) / warmup_steps``, up to 1."""
     if warmup_steps <= 0 or step >= warmup_steps:
         return 1.0
     return (step + 1) / warmup_steps
@@ -47,8 +48,9 @@ def lr_at_step(
 ) -> float:
     """The learning rate for optimizer step ``step`` (0-based).
 
-    ``schedule="cosine"``: linear warmup, then cosine decay to ``min_lr`` at ``max_steps``.
-    ``schedule="constant"``: linear warmup, then ``lr`` for good.
+    * ``schedule="cosine"``: linear warmup, then cosine decay to ``min_lr`` at
+      ``max_steps``;
+    * ``schedule="constant"``: linear warmup, then ``lr`` for good.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")

@@ -13,8 +13,9 @@ One optimizer step, as :func:`_train_step` spells it out:
 
 1. set the learning rate from the schedule (a pure function of the step, or of the
    elapsed time when the run has a ``time_budget_s``);
-2. for each of ``grad_accum`` micro-batches: forward, ``(loss / grad_accum).backward()``;
-   gradients add up in ``.grad``, so k micro-batches of b equal one batch of k * b;
+2. for each of ``grad_accum`` micro-batches: forward, then
+   ``(loss / grad_accum).backward()``; gradients add up in ``.grad``, so k
+   micro-batches of b equal one batch of k * b;
 3. clip the gradient norm, check that nothing diverged, let AdamW update the weights.
 
 Reproducibility is built in: the data of step ``s``, micro-step ``m`` comes from a
@@ -148,7 +149,7 @@ def _loop(run: Run) -> History:
     return run.history
 
 
-# --- the steps of the loop -------------------------------------------------------------
+# --- the steps of the loop ------------------------------------------------------------
 
 
 def _set_learning_rate(run: Run) -> float:
