@@ -1,4 +1,4 @@
-"""Scaled dot-product attention, attention masks and multi-head attention.
+"""Attention itself: scaled dot-product attention and the multi-head layer.
 
 The formula the course builds everything else on (Vaswani et al., 2017)::
 
@@ -15,6 +15,19 @@ Mask convention used throughout the package: a **boolean** tensor where ``True``
 the convention of :func:`torch.nn.functional.scaled_dot_product_attention`. An additive
 float bias (ALiBi, say) goes in a separate argument; a float or integer mask is refused,
 so a 0/1 mask can never be added to the scores by mistake.
+
+The rest of the package, one idea per module (chapter 7):
+
+* :mod:`~lm_course.attention.masks` -- causal, sliding-window and padding masks (also
+  importable from here);
+* :mod:`~lm_course.attention.sparse` -- strided, block-local and global-token patterns,
+  what a stack of layers can see through them, and attention that computes only the
+  blocks a pattern keeps;
+* :mod:`~lm_course.attention.flash` -- the idea of FlashAttention: tiles and an online
+  softmax, never the whole score matrix;
+* :mod:`~lm_course.attention.grouped` -- grouped-query and multi-query attention, whose
+  heads share keys and values;
+* :mod:`~lm_course.attention.cost` -- measuring time, peak memory and their growth.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lm_course.attention.masks import causal_mask, padding_mask, sliding_window_mask
 from lm_course.checks import (
     check_attention_call,
     check_bias,
@@ -36,7 +50,6 @@ from lm_course.checks import (
     check_number,
     check_qkv,
     describe,
-    tracing,
 )
 
 if TYPE_CHECKING:
@@ -123,102 +136,6 @@ def _attend(
     return weights @ v, weights
 
 
-# ---------------------------------------------------------------------------- masks
-
-
-def causal_mask(
-    q_len: int, k_len: int | None = None, device: torch.device | str | None = None
-) -> Tensor:
-    """Boolean causal mask ``(q_len, k_len)``: each query sees itself and the past.
-
-    When ``q_len < k_len`` (decoding with a KV cache: the keys hold the past plus the
-    new tokens) the queries are the *last* ``q_len`` positions, so query ``i`` sits at
-    position ``k_len - q_len + i`` and may attend to keys ``0 .. k_len - q_len + i``.
-    """
-    check_int("q_len", q_len, minimum=1)
-    k_len = q_len if k_len is None else check_int("k_len", k_len, minimum=1)
-    if k_len < q_len:
-        raise ValueError(
-            f"k_len ({k_len}) must be >= q_len ({q_len}): the queries are the last "
-            "q_len of the k_len positions"
-        )
-    q_pos = torch.arange(k_len - q_len, k_len, device=device)[:, None]
-    k_pos = torch.arange(k_len, device=device)[None, :]
-    return k_pos <= q_pos
-
-
-def sliding_window_mask(
-    seq: int,
-    window: int,
-    k_len: int | None = None,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    """Causal *local* attention mask ``(seq, k_len)``: the last ``window`` positions.
-
-    Each query sees the ``window`` positions up to and including its own.
-
-    This is the "local attention" of articles 000 and 004: the cost per query is
-    ``window`` instead of the whole prefix. ``k_len`` (default ``seq``) may exceed
-    ``seq`` for KV-cache decoding, with the same position convention as
-    :func:`causal_mask`.
-    """
-    check_int("window", window, minimum=1)
-    mask = causal_mask(seq, k_len, device=device)
-    k_len = mask.size(1)
-    q_pos = torch.arange(k_len - seq, k_len, device=device)[:, None]
-    k_pos = torch.arange(k_len, device=device)[None, :]
-    return mask & (q_pos - k_pos < window)
-
-
-def padding_mask(lengths_or_keep: Tensor, max_len: int | None = None) -> Tensor:
-    """Mask out padding keys; returns a boolean ``(batch, 1, 1, k_len)`` mask.
-
-    Args:
-        lengths_or_keep: either the true lengths ``(batch,)`` (integer; the first
-            ``lengths[b]`` tokens of row ``b`` are real), or a ``keep`` mask
-            ``(batch, k_len)``, boolean or 0/1 integer, where ``True``/``1`` marks a
-            real token (the ``attention_mask`` convention of Hugging Face tokenizers --
-            the opposite of ``key_padding_mask`` in
-            :class:`torch.nn.MultiheadAttention`).
-        max_len: padded length when lengths are given (default: the largest length).
-
-    The result broadcasts over heads and queries: padding *keys* are hidden from every
-    query. Padding *queries* still produce outputs; ignore them in the loss.
-    """
-    x = lengths_or_keep
-    if not isinstance(x, Tensor) or x.dim() not in (1, 2):
-        raise TypeError(
-            "lengths_or_keep must be a tensor of lengths (batch,) or a keep mask "
-            f"(batch, k_len), got {describe(x)}"
-        )
-    if x.is_floating_point() or x.is_complex():
-        raise TypeError(
-            f"lengths_or_keep must hold integer lengths or a boolean or 0/1 integer "
-            f"keep mask, got dtype {x.dtype}"
-        )
-    if x.dim() == 2:
-        if x.dtype != torch.bool:
-            if not tracing() and not ((x == 0) | (x == 1)).all():
-                raise ValueError(
-                    "a 2-D keep mask must be boolean or contain only 0 and 1 "
-                    "(1 = real token, 0 = padding)"
-                )
-            x = x.bool()
-        return x[:, None, None, :]
-    if x.dtype == torch.bool:
-        raise TypeError("lengths must be an integer tensor, got dtype torch.bool")
-    if (x < 0).any():
-        raise ValueError(f"lengths must be >= 0, got {x.tolist()}")
-    longest = int(x.max()) if x.numel() else 0
-    max_len = longest if max_len is None else check_int("max_len", max_len, minimum=0)
-    if max_len < longest:
-        raise ValueError(
-            f"max_len ({max_len}) is shorter than the longest length ({longest})"
-        )
-    keep = torch.arange(max_len, device=x.device)[None, :] < x[:, None]
-    return keep[:, None, None, :]
-
-
 # ---------------------------------------------------------------------------- heads
 
 
@@ -285,6 +202,10 @@ class MultiHeadAttention(nn.Module):
     Inputs are checked at each call (shapes and dtypes only: no wait for a GPU). A model
     that checks its own inputs sets ``check_inputs = False`` on its layers, so that one
     call is checked once, at the model's boundary.
+
+    ``forward`` is four steps: :meth:`project_heads`, positions and cache, :meth:`attend`,
+    the output projection. A variant replaces one step: grouped-query attention
+    (:mod:`lm_course.attention.grouped`) makes fewer key/value heads.
     """
 
     def __init__(
@@ -341,6 +262,26 @@ class MultiHeadAttention(nn.Module):
         """
         if self.check_inputs:
             check_attention_call(self, x, context, mask, attn_bias, cache, layer_idx)
+        q, k, v = self.project_heads(x, context)
+        offset = 0 if cache is None else cache.pos
+        if rope is not None:
+            q, k = rope(q, offset), rope(k, offset)
+        if cache is not None:
+            k, v = cache.update(layer_idx, k, v)
+        out = self.attend(q, k, v, mask=mask, attn_bias=attn_bias, is_causal=is_causal)
+        out = self.proj(merge_heads(out))
+        if self.training and self.dropout > 0.0:
+            out = F.dropout(out, p=self.dropout, training=True)
+        return out
+
+    def project_heads(
+        self, x: Tensor, context: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values, each ``(batch, heads, len, d_head)``.
+
+        ``x`` is ``(batch, q_len, d_model)``; keys and values come from ``x`` too, or
+        from ``context`` ``(batch, k_len, d_model)`` in cross-attention.
+        """
         if self.is_cross:
             q = _split_heads(self.q_proj(x), self.n_heads)
             kv = self.kv_proj(context).chunk(2, dim=-1)
@@ -348,13 +289,25 @@ class MultiHeadAttention(nn.Module):
         else:
             qkv = self.qkv(x).chunk(3, dim=-1)
             q, k, v = (_split_heads(z, self.n_heads) for z in qkv)
-        offset = 0 if cache is None else cache.pos
-        if rope is not None:
-            q, k = rope(q, offset), rope(k, offset)
-        if cache is not None:
-            k, v = cache.update(layer_idx, k, v)
-        q_len, k_len = q.size(2), k.size(2)
+        return q, k, v
 
+    def attend(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        mask: Tensor | None = None,
+        attn_bias: Tensor | None = None,
+        is_causal: bool = False,
+    ) -> Tensor:
+        """Attention over heads: ``q`` ``(batch, heads, q_len, d_head)`` and ``k``,
+        ``v`` ``(batch, heads, k_len, d_head)`` give ``(batch, heads, q_len, d_head)``.
+
+        Masks and bias as in :meth:`forward`; ``is_causal`` places the queries at the
+        last ``q_len`` of the ``k_len`` positions.
+        """
+        q_len, k_len = q.size(2), k.size(2)
         # The hot path: the fused kernel's own causal mode, with no mask tensor at all.
         causal_fast = (
             is_causal and q_len == k_len and mask is None and attn_bias is None
@@ -362,7 +315,7 @@ class MultiHeadAttention(nn.Module):
         written_out = self.backend == "manual" or self.keep_weights
         # (One query at the end of the cache sees every key: it needs no mask.)
         if is_causal and q_len > 1 and (written_out or not causal_fast):
-            causal = causal_mask(q_len, k_len, device=x.device)
+            causal = causal_mask(q_len, k_len, device=q.device)
             mask = causal if mask is None else mask & causal
 
         dropout_p = self.dropout if self.training else 0.0
@@ -370,21 +323,17 @@ class MultiHeadAttention(nn.Module):
             out, weights = _attend(q, k, v, mask, attn_bias, dropout_p)
             if self.keep_weights:
                 self.last_weights = weights.detach()
-        elif causal_fast:
-            out = F.scaled_dot_product_attention(
+            return out
+        if causal_fast:
+            return F.scaled_dot_product_attention(
                 q, k, v, dropout_p=dropout_p, is_causal=True
             )
-        else:
-            attn_mask = mask
-            if attn_bias is not None:
-                # The fused kernel takes one float mask: the bias, -inf where masked.
-                attn_mask = attn_bias.to(q.dtype)
-                if mask is not None:
-                    attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, dropout_p=dropout_p
-            )
-        out = self.proj(merge_heads(out))
-        if dropout_p > 0.0:
-            out = F.dropout(out, p=dropout_p, training=True)
-        return out
+        attn_mask = mask
+        if attn_bias is not None:
+            # The fused kernel takes one float mask: the bias, -inf where masked.
+            attn_mask = attn_bias.to(q.dtype)
+            if mask is not None:
+                attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p
+        )
