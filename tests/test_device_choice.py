@@ -7,7 +7,7 @@ import pytest
 import torch
 from training_helpers import make_model, markov_tokens
 
-from lm_course.notebook import setup
+from lm_course import notebook
 from lm_course.training import (
     LMBatches,
     TrainConfig,
@@ -30,7 +30,7 @@ def test_a_notebook_style_call_works_when_the_device_is_not_the_cpu(
     # No second device on a CPU machine: "meta" (shapes without numbers) stands in for
     # a GPU, as MPS would on a Mac.
     monkeypatch.setattr(device_module, "default_device", lambda: META)
-    device = setup(seed=0)
+    device = notebook.setup(seed=0)
     assert device == META and pick_device("auto") == META
 
     seen = []

@@ -338,10 +338,29 @@ def test_weight_decay_groups_and_optimizer_choice() -> None:
         "weight_decay"
     ] == 0.2
     assert all(p.dim() == 1 for p in plain["params"]) and plain["weight_decay"] == 0.0
-    assert optimizer.defaults["fused"] is True  # the fused kernel runs on CPU too
+    # The fused kernel runs on the CPU too, from PyTorch 2.4 on.
+    assert optimizer.defaults["fused"] is _TORCH_2_4
     frozen = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         make_optimizer(frozen, TrainConfig(max_steps=1), torch.device("cpu"))
+
+
+_VERSION = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+_TORCH_2_4 = _VERSION >= (2, 4)
+
+
+def test_fused_adamw_only_where_this_pytorch_has_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lm_course.training import optimizer as optimizer_module
+
+    assert optimizer_module.fused_adamw_available("cpu") is _TORCH_2_4
+    assert not optimizer_module.fused_adamw_available("meta")
+    monkeypatch.setattr(optimizer_module, "fused_adamw_available", lambda kind: False)
+    optimizer = make_optimizer(
+        make_model(), TrainConfig(max_steps=1), torch.device("cpu")
+    )
+    assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
 
 
 def test_gradient_accumulation_equals_one_big_batch() -> None:
