@@ -339,7 +339,7 @@ def test_weight_decay_groups_and_optimizer_choice() -> None:
     ] == 0.2
     assert all(p.dim() == 1 for p in plain["params"]) and plain["weight_decay"] == 0.0
     # The fused kernel runs on the CPU too, from PyTorch 2.4 on.
-    assert optimizer.defaults["fused"] is _TORCH_2_4
+    assert bool(optimizer.defaults["fused"]) is _TORCH_2_4
     frozen = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         make_optimizer(frozen, TrainConfig(max_steps=1), torch.device("cpu"))

@@ -28,7 +28,6 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from ..checks import check_int
-from .device import model_device
 from .runfolder import (
     FORMAT_VERSION,
     LATEST_FILE,
@@ -308,7 +307,9 @@ def _check_weights_fit(file: Path, model: nn.Module) -> None:
 
 def _load_fitting_weights(file: Path, model: nn.Module) -> None:
     """Load weights :func:`_check_weights_fit` accepted, onto the model's device."""
-    load_model(model, str(file), strict=True, device=str(model_device(model)))
+    # Read onto the CPU, then copied into the model's tensors wherever they live
+    # (safetensors' own ``device=`` needs a newer release than the 0.4 we allow).
+    load_model(model, str(file), strict=True)
 
 
 def load_model_weights(path: str | os.PathLike[str], model: nn.Module) -> nn.Module:
