@@ -291,9 +291,10 @@ def test_a_finished_run_resumes_to_nothing_and_more_steps_continue_it(
     first = train(
         make_model(), batches, TrainConfig(max_steps=3, progress=False, **config)
     )
-    again = train(
-        make_model(), batches, TrainConfig(max_steps=3, progress=False, **config)
-    )
+    with pytest.warns(UserWarning, match="nothing to train"):
+        again = train(
+            make_model(), batches, TrainConfig(max_steps=3, progress=False, **config)
+        )
     assert again.steps == first.steps == [1, 2, 3]
     with pytest.warns(UserWarning, match=r"different settings \(max_steps 3 -> 5\)"):
         longer = train(make_model(), batches, TrainConfig(max_steps=5, **config))

@@ -138,6 +138,8 @@ def test_the_guard_names_the_first_bad_step_when_it_reads_late() -> None:
     guard.observe(3, nan, nan)
     with pytest.raises(TrainingDiverged, match="at step 2:"):
         guard.check()
+    with pytest.raises(TrainingDiverged, match="at step 2:"):
+        guard.logged(4, math.nan)  # the first bad step, not the one logged
     with pytest.raises(TrainingDiverged, match="at step 7: the loss"):
         FiniteGuard(torch.device("cpu"), DistInfo(), "high lr").logged(7, math.inf)
 
@@ -385,3 +387,18 @@ def test_sigterm_saves_like_ctrl_c(tmp_path: Path, batches: LMBatches) -> None:
         train(make_model(), get_batch, config)
     assert signal.getsignal(signal.SIGTERM) is before
     assert latest_checkpoint(tmp_path).name == "step-000003"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_a_nan_is_caught_by_the_next_log_and_never_saved(
+    tmp_path: Path, batches: LMBatches
+) -> None:
+    config = TrainConfig(
+        max_steps=20,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=4,
+        **{**CPU, "device": "cuda", "log_every": 3},
+    )
+    with pytest.raises(TrainingDiverged, match="diverged at step 5:"):
+        train(make_model(), batches, config, loss_fn=_nan_at(5))
+    assert _steps(tmp_path) == [4] and _finite(tmp_path / "step-000004")

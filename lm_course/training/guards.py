@@ -103,9 +103,9 @@ class FiniteGuard:
 
     def logged(self, step: int, loss: float) -> None:
         """On a logging step: check the loss just read (averaged over the ranks)."""
+        self.check()  # first: it names the first bad step, which may be earlier
         if not math.isfinite(loss):
             self._fail(step, "the loss is NaN or infinite")
-        self.check()
 
     def check(self) -> None:
         """Raise :class:`TrainingDiverged` if a step recorded on the device was not

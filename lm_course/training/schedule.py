@@ -52,16 +52,9 @@ def lr_at_step(
       ``max_steps``;
     * ``schedule="constant"``: linear warmup, then ``lr`` for good.
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    if step < warmup_steps:
-        return lr * warmup_factor(step, warmup_steps)
-    if schedule == "constant":
-        return lr
     decay_steps = max(max_steps - warmup_steps, 1)
-    return cosine_decay((step - warmup_steps) / decay_steps, lr, min_lr)
+    progress = (step - warmup_steps) / decay_steps
+    return _lr(step, progress, lr, min_lr, warmup_steps, schedule)
 
 
 def lr_at_time(
@@ -79,14 +72,29 @@ def lr_at_time(
 
     Warmup still counts steps (its length is about the optimizer's first updates, not
     about time). After it, the cosine's progress is the fraction of the time left after
-    warmup that has passed: ``(elapsed_s - warmup_end_s) / (time_budget_s -
+    warmup that has passed, ``(elapsed_s - warmup_end_s) / (time_budget_s -
     warmup_end_s)``, so the rate reaches ``min_lr`` just as the budget runs out.
     """
+    span = max(time_budget_s - warmup_end_s, 1e-9)
+    progress = (elapsed_s - warmup_end_s) / span
+    return _lr(step, progress, lr, min_lr, warmup_steps, schedule)
+
+
+def _lr(
+    step: int,
+    progress: float,
+    lr: float,
+    min_lr: float,
+    warmup_steps: int,
+    schedule: str,
+) -> float:
+    """Warmup by steps, then the schedule at ``progress`` (0 to 1) of its decay."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
     if step < warmup_steps:
         return lr * warmup_factor(step, warmup_steps)
     if schedule == "constant":
         return lr
-    span = max(time_budget_s - warmup_end_s, 1e-9)
-    return cosine_decay((elapsed_s - warmup_end_s) / span, lr, min_lr)
+    return cosine_decay(progress, lr, min_lr)
