@@ -9,6 +9,10 @@ changes nothing else. The four schemes here put order back in two different ways
   query and key: rotate queries and keys by a position-dependent angle (RoPE, Su et al.,
   2021) or add a per-head linear penalty on distance to the scores (ALiBi, Press et al.,
   2022).
+
+A model trained on ``T`` positions meets new ones when it reads more than ``T`` tokens.
+*Position interpolation* (Chen et al., 2023) lets RoPE read ``s * T`` tokens by dividing
+every position by ``s`` (``scale``), so that no angle is larger than in training.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lm_course.checks import check_int
+from lm_course.checks import check_int, check_number
 
 __all__ = [
     "sinusoidal_table",
@@ -135,6 +139,7 @@ def apply_rotary(
     *,
     positions: Tensor | None = None,
     base: float = 10000.0,
+    scale: float = 1.0,
 ) -> Tensor:
     """Rotate queries or keys ``(batch, heads, seq, d_head)`` by their positions.
 
@@ -147,6 +152,7 @@ def apply_rotary(
         offset: position of the first token (positions ``offset .. offset + seq - 1``).
         positions: explicit positions ``(seq,)`` instead of ``offset``.
         base: the slowest rotation is one turn every ``2 * pi * base`` positions.
+        scale: position interpolation: position ``p`` is rotated as ``p / scale``.
     """
     if x.dim() != 4:
         raise ValueError(
@@ -160,26 +166,35 @@ def apply_rotary(
             f"positions must have shape (seq,) = ({x.size(2)},), got "
             f"{tuple(positions.shape)}"
         )
-    angles = positions.to(torch.float64).cpu()[:, None] * inv_freq  # (seq, d_head / 2)
+    positions = _interpolated(positions.to(torch.float64).cpu(), scale)
+    angles = positions[:, None] * inv_freq  # (seq, d_head / 2)
     cos = torch.cos(angles).to(x.device, x.dtype)
     sin = torch.sin(angles).to(x.device, x.dtype)
     return _rotate(x, cos, sin)
+
+
+def _interpolated(positions: Tensor, scale: float) -> Tensor:
+    """Positions divided by ``scale`` (unchanged, bit for bit, when it is 1)."""
+    check_number("scale", scale, minimum=0, strict_min=True)
+    return positions if scale == 1 else positions / scale
 
 
 class RotaryEmbedding(nn.Module):
     """RoPE with the cosines and sines precomputed for ``max_len`` positions.
 
     ``forward(x (batch, heads, seq, d_head), offset=0)`` gives the same result as
-    :func:`apply_rotary` without recomputing the angles at every call.
+    :func:`apply_rotary` without recomputing the angles at every call. ``scale`` turns
+    on position interpolation: position ``p`` is rotated as ``p / scale``.
     """
 
-    def __init__(self, d_head: int, max_len: int, base: float = 10000.0) -> None:
+    def __init__(
+        self, d_head: int, max_len: int, base: float = 10000.0, scale: float = 1.0
+    ) -> None:
         super().__init__()
         check_int("max_len", max_len, minimum=1)
-        angles = torch.arange(max_len, dtype=torch.float64)[:, None] * rope_frequencies(
-            d_head, base
-        )
-        self.max_len = max_len
+        positions = _interpolated(torch.arange(max_len, dtype=torch.float64), scale)
+        angles = positions[:, None] * rope_frequencies(d_head, base)
+        self.max_len, self.scale = max_len, scale
         self.register_buffer("cos", torch.cos(angles).float(), persistent=False)
         self.register_buffer("sin", torch.sin(angles).float(), persistent=False)
 

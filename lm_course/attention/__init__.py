@@ -261,7 +261,7 @@ class MultiHeadAttention(nn.Module):
             layer_idx: which layer of the cache this module reads and writes.
         """
         if self.check_inputs:
-            check_attention_call(self, x, context, mask, attn_bias, cache, layer_idx)
+            self._check_call(x, context, mask, attn_bias, cache, layer_idx)
         q, k, v = self.project_heads(x, context)
         offset = 0 if cache is None else cache.pos
         if rope is not None:
@@ -273,6 +273,18 @@ class MultiHeadAttention(nn.Module):
         if self.training and self.dropout > 0.0:
             out = F.dropout(out, p=self.dropout, training=True)
         return out
+
+    def _check_call(
+        self,
+        x: Tensor,
+        context: Tensor | None,
+        mask: Tensor | None,
+        attn_bias: Tensor | None,
+        cache: KVCache | None,
+        layer_idx: int,
+    ) -> None:
+        """Shapes and dtypes of one call, in :mod:`lm_course.checks`' wording."""
+        check_attention_call(self, x, context, mask, attn_bias, cache, layer_idx)
 
     def project_heads(
         self, x: Tensor, context: Tensor | None = None

@@ -8,9 +8,13 @@ predictions.
 Choices the config exposes, all covered by the course's tests:
 
 * ``positional``: ``"learned"`` (GPT-2), ``"sinusoidal"``, ``"rope"`` or ``"alibi"``;
-* ``window``: sliding-window (local) attention over the last ``window`` tokens;
+* ``window``: sliding-window (local) attention over the last ``window`` tokens, and
+  ``stride``: every ``stride``-th token before the window too (a sparse pattern);
 * ``attention``: PyTorch's fused kernel (``"sdpa"``) or the written-out one
-  (``"manual"``).
+  (``"manual"``);
+* ``n_kv_head``: fewer key/value heads than query heads -- grouped-query attention, or
+  multi-query attention with one (:mod:`lm_course.attention.grouped`);
+* ``rope_scale``: RoPE position interpolation, for contexts longer than trained on.
 
 Decoding one token at a time re-reads the whole prefix unless the keys and values of
 past positions are kept: a :class:`~lm_course.models.kvcache.KVCache` stores them, so
@@ -26,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lm_course.attention import BACKENDS, check_heads, sliding_window_mask
+from lm_course.attention.grouped import GroupedQueryAttention, check_kv_heads
+from lm_course.attention.sparse import local_strided_mask
 from lm_course.checks import (
     FromDict,
     check_bool,
@@ -56,8 +62,10 @@ class GPTConfig(FromDict):
 
     The defaults of the optional fields are the course's CPU reference model (4 layers,
     4 heads, width 128); ``block_size`` is the longest context the model can read.
-    ``d_ff`` defaults to ``4 * d_model``. ``GPTConfig.from_dict(data, source=path)``
-    rebuilds one read from a file.
+    ``d_ff`` defaults to ``4 * d_model`` and ``n_kv_head`` to ``n_head`` (multi-head
+    attention). ``stride`` needs a ``window``; ``rope_scale`` divides the positions
+    RoPE sees (1 = none). ``GPTConfig.from_dict(data, source=path)`` rebuilds one read
+    from a file.
     """
 
     vocab_size: int
@@ -72,6 +80,9 @@ class GPTConfig(FromDict):
     positional: str = "learned"
     window: int | None = None
     tie_weights: bool = True
+    n_kv_head: int | None = None
+    stride: int | None = None
+    rope_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
@@ -95,6 +106,10 @@ class GPTConfig(FromDict):
                 "GPTConfig.window", self.window, minimum=1, hint=hint
             )
         check_heads(self.d_model, self.n_head)
+        if self.n_kv_head is None:
+            self.n_kv_head = self.n_head
+        check_kv_heads(self.n_head, self.n_kv_head, "GPTConfig.n_kv_head")
+        self._check_sparsity_and_scale()
         if self.positional == "rope" and self.d_head % 2:
             raise ValueError(
                 "positional='rope' needs an even head width, but d_model / n_head "
@@ -104,6 +119,25 @@ class GPTConfig(FromDict):
         if self.positional == "sinusoidal" and self.d_model % 2:
             raise ValueError(
                 f"positional='sinusoidal' needs an even d_model, got {self.d_model}"
+            )
+
+    def _check_sparsity_and_scale(self) -> None:
+        if self.stride is not None:
+            check_int("GPTConfig.stride", self.stride, minimum=1)
+            if self.window is None:
+                raise ValueError(
+                    "GPTConfig.stride adds every stride-th key to a sliding window; "
+                    "set window too (without one, causal attention already sees "
+                    "every key)"
+                )
+        check_number(
+            "GPTConfig.rope_scale", self.rope_scale, minimum=0, strict_min=True
+        )
+        if self.rope_scale != 1 and self.positional != "rope":
+            raise ValueError(
+                f"GPTConfig.rope_scale={self.rope_scale} interpolates RoPE positions, "
+                f"but positional={self.positional!r}; use positional='rope' or "
+                "rope_scale=1"
             )
 
     @property
@@ -133,20 +167,27 @@ class GPT(nn.Module):
             self.pos_emb = LearnedPositionalEmbedding(c.d_model, c.block_size)
         elif c.positional == "sinusoidal":
             self.pos_emb = SinusoidalPositionalEncoding(c.d_model, c.block_size)
-        self.rope = (
-            RotaryEmbedding(c.d_head, c.block_size) if c.positional == "rope" else None
-        )
+        self.rope = None
+        if c.positional == "rope":
+            self.rope = RotaryEmbedding(c.d_head, c.block_size, scale=c.rope_scale)
         self.blocks = nn.ModuleList(
             Block(c.d_model, c.n_head, c.d_ff, c.dropout, c.bias, c.attention)
             for _ in range(c.n_layer)
         )
+        if c.n_kv_head != c.n_head:  # heads share keys and values: GQA or MQA
+            for block in self.blocks:
+                block.attn = GroupedQueryAttention(
+                    c.d_model, c.n_head, c.n_kv_head, c.dropout, c.bias, c.attention
+                )
         self.ln_f = nn.LayerNorm(c.d_model, bias=c.bias)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
 
         # Masks and biases for every (query, key) pair of a block, built once and sliced
         # at each call. Plain causal attention needs none: the fused kernel's is_causal.
         mask_table = None
-        if c.window is not None:
+        if c.window is not None and c.stride is not None:
+            mask_table = local_strided_mask(c.block_size, c.window, c.stride)
+        elif c.window is not None:
             mask_table = sliding_window_mask(c.block_size, c.window)
         elif c.positional == "alibi":
             mask_table = torch.ones(c.block_size, c.block_size, dtype=torch.bool).tril()
@@ -238,7 +279,7 @@ class GPT(nn.Module):
         b, t = idx.shape
         start = 0
         if cache is not None:
-            need = (c.n_layer, b, c.n_head, None, c.d_head)
+            need = (c.n_layer, b, c.n_kv_head, None, c.d_head)
             check_kv_cache(cache, need, weight.dtype, weight.device)
             start = cache.pos
         if start + t > c.block_size:
@@ -269,7 +310,7 @@ class GPT(nn.Module):
         return KVCache(
             c.n_layer,
             check_int("batch_size", batch_size, minimum=1),
-            c.n_head,
+            c.n_kv_head,
             c.block_size,
             c.d_head,
             device=w.device,
@@ -298,10 +339,12 @@ class GPT(nn.Module):
         ``6 N`` counts the weight matmuls (2 FLOPs per multiply-add, backward twice the
         forward); ``12 L d T`` the attention scores and weighted sums over a context of
         ``T`` (``seq_len``, default ``block_size``; at most ``window`` with local
-        attention). Divide achieved FLOP/s by the hardware peak to get MFU.
+        attention, plus every ``stride``-th key before it). Divide achieved FLOP/s by
+        the hardware peak to get MFU.
         """
         c = self.config
         t = c.block_size if seq_len is None else seq_len
         if c.window is not None:
-            t = min(t, c.window)
+            before = max(t - c.window, 0) // c.stride if c.stride is not None else 0
+            t = min(t, c.window) + before
         return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.d_model * t
