@@ -59,9 +59,8 @@ class Run:
     meta: dict[str, Any] = field(default_factory=dict)
     resumed_from: Path | None = None  # the checkpoint the run continues
     started: float = field(default_factory=lambda: clock())
-    window_start: float = field(
-        default_factory=lambda: clock()
-    )  # for tokens per second
+    # Tokens since the last log entry, and when it was: for tokens per second.
+    window_start: float = field(default_factory=lambda: clock())
     window_tokens: int = 0
     postfix: dict[str, str] = field(default_factory=dict)  # for the progress bar
 
