@@ -14,7 +14,9 @@ through Selenium. For each page the check waits for MathJax to finish and report
   with an error;
 - a JavaScript error in the browser log, or a request for anything not on the local server
   (the book must work offline);
-- a link to another file of the book that does not exist, or to an anchor that is missing.
+- a link to another file of the book that does not exist, or to an anchor that is missing;
+- a code block or a cell's output that scrolls sideways (wider than its box): lines of
+  code and output must fit the page (the course keeps them to 88 characters).
 
 It also saves a full-page screenshot of every page in ``_build/screenshots/``.
 """
@@ -128,9 +130,18 @@ const images = Array.from(document.images).map((img) => ({
   src: img.currentSrc || img.src, complete: img.complete, width: img.naturalWidth}));
 const links = Array.from(document.querySelectorAll('a[href]')).map((a) => ({
   raw: a.getAttribute('href'), href: a.href}));
+// A block wider than its box scrolls sideways (or is cut off): code, printed output,
+// and the output area of a notebook cell.
+const scrolling = Array.from(document.querySelectorAll(
+    'pre, div.highlight, div.cell_output, div.output'))
+  .filter((el) => el.scrollWidth > el.clientWidth + 1)
+  .map((el) => ({width: el.scrollWidth, box: el.clientWidth,
+                 line: (el.textContent || '').split('\\n').reduce(
+                   (a, b) => (b.length > a.length ? b : a), '').trim().slice(0, 60)}));
 return {texts: texts, untypeset: untypeset, mathErrors: mathErrors,
         typeset: document.querySelectorAll('mjx-container').length,
-        images: images, links: links, title: document.title, url: location.href};
+        images: images, links: links, scrolling: scrolling,
+        title: document.title, url: location.href};
 """
 
 
@@ -359,6 +370,12 @@ class BookBrowser:
             for f in self.server.take_failures()
             if not f.endswith("/favicon.ico")
         )
+
+        for block in seen["scrolling"]:
+            problems.append(
+                f"horizontally scrolling block ({block['width']} px wide in a "
+                f"{block['box']} px box); its longest line: {block['line']!r}"
+            )
 
         report.links = [link["href"] for link in seen["links"]]
         problems.extend(self._link_problems(seen["links"]))

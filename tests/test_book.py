@@ -274,8 +274,10 @@ BROKEN_PAGE = """<!DOCTYPE html>
 <a href="nowhere.html">a missing page</a>
 <a href="#no-such-anchor">a missing anchor</a>
 <a href="page.html#here">a good link</a><p id="here">here</p>
+<pre style="width: 300px; overflow-x: auto">WIDE_LINE</pre>
+<pre style="width: 300px; overflow-x: auto">a short line fits</pre>
 </body></html>
-"""
+""".replace("WIDE_LINE", "a line far too long for its box " * 8)
 
 
 @pytest.mark.browser
@@ -295,10 +297,13 @@ def test_browser_check_catches_each_kind_of_fault(tmp_path: Path) -> None:
         "the server answered 404",
         "broken link 'nowhere.html'",
         "no anchor #no-such-anchor",
+        "horizontally scrolling block",
+        "a line far too long",
     ):
         assert expected in found, f"the check missed {expected!r}; it found:\n{found}"
     assert "is fine" not in found, "code blocks must not be checked for TeX"
     assert "page.html#here" not in found
+    assert found.count("horizontally scrolling") == 1, "only the wide block scrolls"
 
 
 @pytest.fixture(scope="module")

@@ -123,3 +123,26 @@ def test_readme_commands_exist() -> None:
     assert "make book" in readme and "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in ci
+
+
+def test_book_is_published_to_github_pages_on_every_push_to_main() -> None:
+    """The publishing workflow: trigger, permissions, the book's tools, build, deploy."""
+    import tomllib
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github/workflows/book.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads `on` as True
+    assert triggers["push"]["branches"] == ["main"]
+    assert workflow["permissions"]["pages"] == "write"
+    assert workflow["permissions"]["id-token"] == "write"
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    used = {step.get("uses", "").split("@")[0]: step for step in steps}
+    commands = "\n".join(step.get("run", "") for step in steps)
+    assert "jupyter-book build . -W --keep-going --all" in commands
+    assert used["actions/upload-pages-artifact"]["with"]["path"] == "_build/html"
+    assert "actions/deploy-pages" in used
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in extras["optional-dependencies"]["book"]:
+        assert requirement in commands, f"the workflow must install {requirement}"
+    contributing = (ROOT / "book" / "contributing.md").read_text(encoding="utf-8")
+    assert ".github/workflows/book.yml" in contributing, "document the workflow"
