@@ -64,7 +64,9 @@ class GPTConfig(FromDict):
     4 heads, width 128); ``block_size`` is the longest context the model can read.
     ``d_ff`` defaults to ``4 * d_model`` and ``n_kv_head`` to ``n_head`` (multi-head
     attention). ``stride`` needs a ``window``; ``rope_scale`` divides the positions
-    RoPE sees (1 = none). ``GPTConfig.from_dict(data, source=path)`` rebuilds one read
+    RoPE sees (1 = none). ``scale_embeddings`` multiplies the token vectors by
+    ``sqrt(d_model)`` (the original Transformer's choice, next to a sinusoidal table
+    whose entries are as large as 1). ``GPTConfig.from_dict(data, source=path)`` rebuilds one read
     from a file.
     """
 
@@ -83,6 +85,7 @@ class GPTConfig(FromDict):
     n_kv_head: int | None = None
     stride: int | None = None
     rope_scale: float = 1.0
+    scale_embeddings: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
@@ -98,6 +101,7 @@ class GPTConfig(FromDict):
         )
         check_bool("GPTConfig.bias", self.bias)
         check_bool("GPTConfig.tie_weights", self.tie_weights)
+        check_bool("GPTConfig.scale_embeddings", self.scale_embeddings)
         check_choice("GPTConfig.attention", self.attention, BACKENDS)
         check_choice("GPTConfig.positional", self.positional, POSITIONAL_KINDS)
         if self.window is not None:
@@ -229,9 +233,34 @@ class GPT(nn.Module):
             ``(batch, 1, vocab_size)``), loss a scalar tensor or ``None``.
         """
         start = self._check(idx, targets, cache, last_only)
+        x = self._hidden(idx, start, cache)  # (batch, seq, d_model)
+        if last_only:
+            x = x[:, -1:]
+        logits = self.lm_head(x)  # (batch, seq, vocab_size)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(
+                logits.view(-1, logits.size(-1)),
+                targets.reshape(-1).long(),
+                ignore_index=-100,
+            )
+        return logits, loss
+
+    def encode(self, idx: Tensor) -> Tensor:
+        """The last layer's vectors ``(batch, seq, d_model)`` for ids ``(batch, seq)``.
+
+        What the output layer reads (after the final LayerNorm): a pretrained trunk's
+        features, for a classification head (:mod:`lm_course.finetune.heads`).
+        """
+        return self._hidden(idx, self._check(idx, None, None, False), None)
+
+    def _hidden(self, idx: Tensor, start: int, cache: KVCache | None) -> Tensor:
+        """Embeddings, blocks and final LayerNorm on checked ids: ``(b, t, d)``."""
         c = self.config
         t = idx.size(1)
         x = self.tok_emb(idx)  # (batch, seq, d_model)
+        if c.scale_embeddings:  # Vaswani et al.: token vectors times sqrt(d_model)
+            x = x * c.d_model**0.5
         if self.pos_emb is not None:
             x = self.pos_emb(x, start)
         if c.dropout > 0.0:
@@ -252,19 +281,7 @@ class GPT(nn.Module):
             )
         if cache is not None:
             cache.advance(t)
-
-        x = self.ln_f(x)
-        if last_only:
-            x = x[:, -1:]
-        logits = self.lm_head(x)  # (batch, seq, vocab_size)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.view(-1, logits.size(-1)),
-                targets.reshape(-1).long(),
-                ignore_index=-100,
-            )
-        return logits, loss
+        return self.ln_f(x)
 
     def _check(
         self,
