@@ -4,7 +4,9 @@ Every recipe here trains the same small character-level GPT on Tiny Shakespeare 
 the same data, steps and seed, changing one thing:
 
 * ``ch07-pos-learned``, ``-sinusoidal``, ``-rope``, ``-alibi``: how positions enter
-  (the chapter then reads them at 2, 4 and 8 times the trained context);
+  (the chapter then reads them at 2, 4 and 8 times the trained context); the
+  sinusoidal model also scales its token vectors by ``sqrt(d_model)``, as the original
+  Transformer does, so that the fixed table does not drown them;
 * ``ch07-gqa`` and ``ch07-mqa``: 2 key/value heads and 1 instead of 4 (RoPE positions,
   so ``ch07-pos-rope`` is their multi-head baseline).
 
@@ -26,7 +28,9 @@ from . import GPT_CODE
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "pos-learned": {"positional": "learned"},
-    "pos-sinusoidal": {"positional": "sinusoidal"},
+    # The original Transformer multiplies token vectors by sqrt(d_model) next to its
+    # sinusoidal table (entries up to 1); the course's embeddings start at 0.02.
+    "pos-sinusoidal": {"positional": "sinusoidal", "scale_embeddings": True},
     "pos-rope": {"positional": "rope"},
     "pos-alibi": {"positional": "alibi"},
     "gqa": {"positional": "rope", "n_kv_head": 2},
@@ -39,7 +43,7 @@ SIZES: dict[str, dict[str, Any]] = {
             vocab_size=65, block_size=64, n_layer=2, n_head=4, d_model=64, dropout=0.0
         ),
         "batch_size": 16,
-        "train": dict(max_steps=600, lr=3e-3, warmup_steps=30, eval_batches=8),
+        "train": dict(max_steps=400, lr=6e-3, warmup_steps=20, eval_batches=8),
     },
     "gpu": {
         "model": dict(
