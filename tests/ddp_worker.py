@@ -2,7 +2,8 @@
 
 Usage: python -m torch.distributed.run --nproc_per_node=2 ... tests/ddp_worker.py OUT
 Rank 0 writes the final checkpoint to OUT; each rank writes rank-<r>.json with what it
-saw, so the test can check that both processes took part.
+saw, so the test can check that both processes took part. With a second argument
+``budget`` it trains with a time budget instead and writes budget-<r>.json.
 """
 
 from __future__ import annotations
@@ -65,5 +66,26 @@ def main(out_dir: Path) -> None:
     (out_dir / f"rank-{rank}.json").write_text(json.dumps(report))
 
 
+def budget(out_dir: Path) -> None:
+    """Train for a second of wall-clock time; report each rank's rates and weights.
+
+    Each rank reads its own clock, yet they must agree on every learning rate and on
+    when to stop, or the copies drift apart and a rank that stops early hangs the other.
+    """
+    torch.set_num_threads(1)
+    model = make_model(seed=0, dropout=0.0)
+    batches = LMBatches(train_val_split(markov_tokens()), BLOCK_SIZE, BATCH_SIZE)
+    timed = {**CONFIG, "max_steps": None, "time_budget_s": 1.0, "eval_batches": 0}
+    history = train(model, batches, TrainConfig(**timed))
+    report = {
+        "lr": history.lr,
+        "weights": [p.sum().item() for p in model.parameters()],
+    }
+    (out_dir / f"budget-{os.environ['RANK']}.json").write_text(json.dumps(report))
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[2:] == ["budget"]:
+        budget(Path(sys.argv[1]))
+    else:
+        main(Path(sys.argv[1]))

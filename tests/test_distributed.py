@@ -62,13 +62,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not torch.distributed.is_available(), reason="this PyTorch has no distributed"
-)
-def test_two_processes_match_one(tmp_path: Path) -> None:
-    out = tmp_path / "ddp"
-    out.mkdir()
+def _torchrun(out: Path, *more: str) -> None:
+    """Run the worker in two CPU processes under torchrun."""
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -89,11 +84,36 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
         str(_free_port()),
         str(WORKER),
         str(out),
+        *more,
     ]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=180
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+_NEEDS_DISTRIBUTED = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="this PyTorch has no distributed"
+)
+
+
+@pytest.mark.slow
+@_NEEDS_DISTRIBUTED
+def test_two_processes_agree_on_a_time_budget(tmp_path: Path) -> None:
+    """Each rank has its own clock; all follow rank 0's, so they stop together and
+    take the same steps (else the copies drift and one rank waits for ever)."""
+    _torchrun(tmp_path, "budget")
+    reports = [json.loads((tmp_path / f"budget-{r}.json").read_text()) for r in (0, 1)]
+    assert len(reports[0]["lr"]) >= 2
+    assert reports[0] == reports[1]
+
+
+@pytest.mark.slow
+@_NEEDS_DISTRIBUTED
+def test_two_processes_match_one(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    out.mkdir()
+    _torchrun(out)
 
     reports = [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in reports] == [2, 2]

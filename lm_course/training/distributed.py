@@ -114,6 +114,20 @@ def all_reduce_mean(value: Tensor, info: DistInfo) -> Tensor:
     return total / info.world_size
 
 
+def from_rank_zero(value: float, info: DistInfo, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (the value itself with one process).
+
+    Ranks that read their own clocks disagree by a little; a decision taken from the
+    clock (stop now? which learning rate?) must be the same everywhere, or the model
+    copies drift apart and a rank that stops early leaves the others waiting.
+    """
+    if not info.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
+
+
 def device_for_rank(device: torch.device, info: DistInfo) -> torch.device:
     """With several processes on one machine, rank ``i`` uses GPU ``local_rank``."""
     if info.enabled and device.type == "cuda":

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .checkpoint import load_checkpoint
 from .config import TRAJECTORY_FIELDS, History, TrainConfig
 from .device import describe_device, seed_everything
-from .distributed import DistInfo
+from .distributed import DistInfo, from_rank_zero
 from .evaluation import GetBatch, LossFn, default_loss
 from .guards import FiniteGuard, likely_causes
 from .optimizer import make_optimizer
@@ -63,6 +63,7 @@ class Run:
     window_start: float = field(default_factory=lambda: clock())
     window_tokens: int = 0
     postfix: dict[str, str] = field(default_factory=dict)  # for the progress bar
+    clock_reading: float = 0.0  # elapsed seconds when finished() last read the clock
 
     @property
     def saves(self) -> bool:
@@ -100,11 +101,18 @@ class Run:
         }
 
     def finished(self) -> bool:
-        """True once ``max_steps`` steps are done or the time budget is used up."""
+        """True once ``max_steps`` steps are done or the time budget is used up.
+
+        With a budget this reads the clock into :attr:`clock_reading`, the elapsed time
+        the next step's learning rate follows (rank 0's, with several processes).
+        """
         limit, budget = self.config.max_steps, self.config.time_budget_s
-        return (limit is not None and self.step >= limit) or (
-            budget is not None and self.elapsed() >= budget
-        )
+        if limit is not None and self.step >= limit:
+            return True
+        if budget is None:
+            return False
+        self.clock_reading = from_rank_zero(self.elapsed(), self.info, self.device)
+        return self.clock_reading >= budget
 
 
 @contextlib.contextmanager

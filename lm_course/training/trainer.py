@@ -157,10 +157,10 @@ def _set_learning_rate(run: Run) -> float:
     config = run.config
     if config.time_budget_s is None:
         lr = config.lr_at(run.step)
-    else:
+    else:  # the clock was read (the same on every rank) by run.finished()
         if run.step == config.warmup_steps and run.step > 0:
-            run.warmup_end_s = run.elapsed()
-        lr = config.lr_at(run.step, run.elapsed(), run.warmup_end_s)
+            run.warmup_end_s = run.clock_reading
+        lr = config.lr_at(run.step, run.clock_reading, run.warmup_end_s)
     set_learning_rate(run.optimizer, lr)
     return lr
 
