@@ -1,0 +1,41 @@
+"""Fine-tuning a pretrained trunk: heads, what trains, adapters, LoRA, linear baselines.
+
+* :mod:`.heads` -- pooling and a classification head on an encoder or a GPT;
+* :mod:`.freeze` -- train only some parts, count them, measure how far weights moved;
+* :mod:`.adapters` -- Houlsby adapters inserted after each sub-layer;
+* :mod:`.lora` -- LoRA, a low-rank update beside a frozen linear layer;
+* :mod:`.linear` -- logistic regression: the bag-of-words baseline, the linear probe.
+"""
+
+from .adapters import Adapted, Adapter, add_adapters
+from .freeze import (
+    count_parameters,
+    layer_group,
+    layer_norms,
+    relative_change,
+    snapshot,
+    train_only,
+)
+from .heads import POOLINGS, Classifier, pool
+from .linear import BagOfWords, LogisticRegression, fit_logistic_regression
+from .lora import LoRALinear, add_lora
+
+__all__ = [
+    "POOLINGS",
+    "Adapted",
+    "Adapter",
+    "BagOfWords",
+    "Classifier",
+    "LoRALinear",
+    "LogisticRegression",
+    "add_adapters",
+    "add_lora",
+    "count_parameters",
+    "fit_logistic_regression",
+    "layer_group",
+    "layer_norms",
+    "pool",
+    "relative_change",
+    "snapshot",
+    "train_only",
+]
