@@ -4,6 +4,7 @@
 token stream into the ``get_batch`` it needs. Where to read what:
 
 * :mod:`.trainer` — the loop, and its steps;
+* :mod:`.run` — the record of a run's state, and what happens before the first step;
 * :mod:`.config` — :class:`TrainConfig` (checked) and :class:`History`;
 * :mod:`.evaluation` — ``get_batch``, ``loss_fn`` and :func:`evaluate`;
 * :mod:`.optimizer` and :mod:`.schedule` — AdamW and its learning rate;
