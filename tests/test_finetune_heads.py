@@ -115,3 +115,43 @@ def test_dense_logistic_regression_separates_separable_points() -> None:
     assert (model(x).argmax(-1) == labels).float().mean() > 0.97
     with pytest.raises(TypeError, match="x must be"):
         fit_logistic_regression(x[:, 0], labels, 5)
+
+
+# ------------------------------------------------------------------ prompting
+
+
+def test_a_few_shot_prompt_ends_where_the_label_starts() -> None:
+    from lm_course.finetune.prompting import few_shot_prompt
+
+    prompt = few_shot_prompt([("great .", "positive"), ("dull .", "negative")], "fun .")
+    assert prompt == (
+        "review: great .\nsentiment: positive\n"
+        "review: dull .\nsentiment: negative\n"
+        "review: fun .\nsentiment:"
+    )
+    assert few_shot_prompt([], "fun .") == "review: fun .\nsentiment:"
+    with pytest.raises(ValueError, match="template"):
+        few_shot_prompt([], "x", template="{text}")
+
+
+def test_option_logprobs_sum_the_log_probabilities_of_each_options_tokens() -> None:
+    from lm_course.finetune.prompting import option_logprobs
+    from lm_course.pretraining import Vocab
+
+    vocab = Vocab.train(["review: a fine film\nsentiment: positive negative"] * 30, 24)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(len(vocab), 8, n_layer=1, n_head=1, d_model=8)).eval()
+    prompt, options = "a fine film\nsentiment:", [" positive", " negative"]
+    scores = option_logprobs(model, vocab, prompt, options)
+    assert scores.shape == (2,)
+    for score, option in zip(scores, options):
+        ids = [vocab.eos, *vocab.encode(prompt), *vocab.encode(option)][-9:]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids[:-1]]))[0][0], -1)
+        n = len(vocab.encode(option))
+        expected = sum(
+            logp[i, ids[i + 1]] for i in range(len(ids) - 1 - n, len(ids) - 1)
+        )
+        assert score.item() == pytest.approx(float(expected), abs=1e-5)
+    with pytest.raises(TypeError, match="options"):
+        option_logprobs(model, vocab, prompt, " positive")

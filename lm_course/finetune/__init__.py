@@ -4,7 +4,8 @@
 * :mod:`.freeze` -- train only some parts, count them, measure how far weights moved;
 * :mod:`.adapters` -- Houlsby adapters inserted after each sub-layer;
 * :mod:`.lora` -- LoRA, a low-rank update beside a frozen linear layer;
-* :mod:`.linear` -- logistic regression: the bag-of-words baseline, the linear probe.
+* :mod:`.linear` -- logistic regression: the bag-of-words baseline, the linear probe;
+* :mod:`.prompting` -- few-shot prompts, and scoring labels as continuations.
 """
 
 from .adapters import Adapted, Adapter, add_adapters
@@ -19,9 +20,11 @@ from .freeze import (
 from .heads import POOLINGS, Classifier, pool
 from .linear import BagOfWords, LogisticRegression, fit_logistic_regression
 from .lora import LoRALinear, add_lora
+from .prompting import TEMPLATE, few_shot_prompt, option_logprobs
 
 __all__ = [
     "POOLINGS",
+    "TEMPLATE",
     "Adapted",
     "Adapter",
     "BagOfWords",
@@ -31,9 +34,11 @@ __all__ = [
     "add_adapters",
     "add_lora",
     "count_parameters",
+    "few_shot_prompt",
     "fit_logistic_regression",
     "layer_group",
     "layer_norms",
+    "option_logprobs",
     "pool",
     "relative_change",
     "snapshot",
