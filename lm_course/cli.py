@@ -23,6 +23,7 @@ from .presets import PRESETS, get_preset
 from .training import RunFolderBusy, Terminated, TrainingDiverged
 from .training.device import pick_device
 from .training.runfolder import check_run_folder
+from .translation.command import add_translate_parser
 
 # Errors the course raises on purpose: each one already says what went wrong and what to
 # do. (RunFolderError and DamagedCheckpoint are ValueErrors.)
@@ -206,6 +207,8 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--device", default="auto")
     b.set_defaults(func=_bench)
+
+    add_translate_parser(sub)
     return main
 
 

@@ -50,9 +50,11 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 def cache_dir() -> Path:
     """The folder downloads are cached in (``LM_COURSE_CACHE`` overrides it)."""
-    import pooch
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE])
+    import pooch  # only for the platform's default cache folder
 
-    return Path(os.environ.get(ENV_CACHE) or pooch.os_cache("lm-course"))
+    return Path(pooch.os_cache("lm-course"))
 
 
 def download_url(file: DataFile) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, save_file, save_model
 from torch import nn
 
 from ..checks import check_int
@@ -307,9 +307,11 @@ def _check_weights_fit(file: Path, model: nn.Module) -> None:
 
 def _load_fitting_weights(file: Path, model: nn.Module) -> None:
     """Load weights :func:`_check_weights_fit` accepted, onto the model's device."""
-    # Read onto the CPU, then copied into the model's tensors wherever they live
-    # (safetensors' own ``device=`` needs a newer release than the 0.4 we allow).
-    load_model(model, str(file), strict=True)
+    # Read onto the CPU, then copied into the model's tensors wherever they live.
+    # Not safetensors' ``load_model``: it refuses a cuDNN LSTM on a GPU, whose weights
+    # share one flattened buffer. A tied tensor is stored once, under one of its names;
+    # the fit check above has accepted the names this leaves missing.
+    model.load_state_dict(load_file(str(file)), strict=False)
 
 
 def load_model_weights(path: str | os.PathLike[str], model: nn.Module) -> nn.Module:
