@@ -127,3 +127,55 @@ def test_lora_and_adapters_check_their_arguments() -> None:
         add_adapters(nn.Linear(4, 4))
     with pytest.raises(ValueError, match="bottleneck"):
         Adapter(8, 0)
+
+
+# ------------------------------------------------------------------ methods and batches
+
+
+def test_each_method_trains_what_it_says_and_leaves_the_trunk_alone() -> None:
+    from lm_course.finetune import METHODS, setup
+
+    trunk = encoder(width=64)
+    before = {k: v.clone() for k, v in trunk.state_dict().items()}
+    shares = {}
+    for method in METHODS:
+        model = setup(trunk, method, seed=3)
+        trainable, total = count_parameters(model)
+        shares[method] = trainable / total
+        head = model.head.weight
+        assert head.requires_grad
+        assert torch.equal(head, setup(trunk, method, seed=3).head.weight)
+    assert shares["full"] == shares["scratch"] == 1.0
+    assert shares["probe"] < shares["lora"] < 0.1 and shares["adapters"] < 0.1
+    for key, value in trunk.state_dict().items():
+        assert torch.equal(value, before[key])
+    scratch = setup(trunk, "scratch", seed=5)
+    assert not torch.equal(scratch.trunk.tok_emb.weight, trunk.tok_emb.weight)
+    with pytest.raises(ValueError, match="method"):
+        setup(trunk, "prompt")
+
+
+def test_sentence_batches_and_accuracy() -> None:
+    from lm_course.finetune import SentenceBatches, accuracy, setup
+    from lm_course.pretraining import Vocab
+
+    texts = ["a good film", "a bad film", "good fun", "bad and dull"] * 10
+    labels = [1, 0, 1, 0] * 10
+    vocab = Vocab.train(texts, 18)
+    batches = SentenceBatches(vocab, {"train": (texts, labels)}, 8, max_len=6)
+    ids, keep, y = batches("train", torch.Generator().manual_seed(0))
+    assert ids.shape[0] == 8 and ids.shape == keep.shape and ids.shape[1] <= 6
+    assert y.dtype == torch.long
+    again = batches("train", torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], ids)
+    torch.manual_seed(0)
+    config = EncoderConfig(
+        len(vocab), 8, n_layer=1, n_head=2, d_model=16, pad_id=vocab.pad
+    )
+    model = setup(TransformerEncoder(config), "full")
+    value = accuracy(model, vocab, texts, labels, max_len=6)
+    assert isinstance(value, float) and 0.0 <= value <= 1.0
+    with pytest.raises(ValueError, match="as many labels"):
+        SentenceBatches(vocab, {"train": (texts, labels[:3])}, 8, 6)
+    with pytest.raises(ValueError, match="unknown split"):
+        batches("val", torch.Generator())
