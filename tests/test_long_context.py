@@ -98,6 +98,20 @@ def test_rope_scale_changes_the_model_and_is_kept():
         extend_context(dataclasses.asdict(model.config), 32)
 
 
+def test_with_a_window_rope_reads_a_long_text_as_a_short_one():
+    """RoPE scores depend on distance only: a one-layer model whose queries each see
+    the last 16 keys predicts the end of a long text as it predicts a text of 16."""
+    model = gpt("rope", n_layer=1)
+    windowed = extend_context(model, 64, window=16)
+    assert windowed.config.window == 16
+    x = ids(64)[None]
+    torch.testing.assert_close(windowed(x)[0][:, -1], model(x[:, -16:])[0][:, -1])
+    # Absolute positions do not have that property.
+    sinusoidal = gpt("sinusoidal", n_layer=1)
+    longer = extend_context(sinusoidal, 64, window=16)
+    assert not torch.allclose(longer(x)[0][:, -1], sinusoidal(x[:, -16:])[0][:, -1])
+
+
 # ------------------------------------------------------------------ loss by position
 
 

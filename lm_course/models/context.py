@@ -4,8 +4,8 @@ A GPT trained on windows of ``block_size`` tokens has only ever seen positions
 ``0 .. block_size - 1``. :func:`extend_context` rebuilds it for a longer context with
 the same weights -- possible for positions that are computed (sinusoidal, RoPE, ALiBi),
 impossible for a learned table, which has no vector past its last row -- and can turn
-on RoPE position interpolation. :func:`loss_by_position` then measures how well it
-predicts at each position of the longer windows.
+on RoPE position interpolation or a sliding window. :func:`loss_by_position` then
+measures how well it predicts at each position of the longer windows.
 """
 
 from __future__ import annotations
@@ -23,7 +23,11 @@ __all__ = ["extend_context", "loss_by_position"]
 
 
 def extend_context(
-    model: GPT, block_size: int, *, rope_scale: float | None = None
+    model: GPT,
+    block_size: int,
+    *,
+    rope_scale: float | None = None,
+    window: int | None = None,
 ) -> GPT:
     """A copy of ``model`` that reads up to ``block_size`` tokens, same weights.
 
@@ -32,6 +36,9 @@ def extend_context(
         block_size: the new longest context.
         rope_scale: RoPE position interpolation (positions divided by it); ``None``
             keeps the model's own. Only for ``positional="rope"``.
+        window: read with a sliding window of this many positions (each query sees
+            only that many keys, as in training when it is the trained length);
+            ``None`` keeps the model's own attention pattern.
 
     Returns:
         A new GPT on the model's device, in the model's train/eval mode. The model's
@@ -58,6 +65,8 @@ def extend_context(
         state["pos_emb.weight"] = state["pos_emb.weight"][:block_size]
     scale = c.rope_scale if rope_scale is None else rope_scale
     config = dataclasses.replace(c, block_size=block_size, rope_scale=scale)
+    if window is not None:
+        config = dataclasses.replace(config, window=window)
     with torch.random.fork_rng(devices=[]):
         longer = GPT(config)
     longer.load_state_dict(state)
