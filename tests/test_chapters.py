@@ -112,7 +112,7 @@ def test_chapter_states_its_needs_and_ends_with_two_summaries(notebook: Path) ->
     opening = "".join(cells[0]["source"])
     assert "**What it needs.**" in opening, "say what the chapter needs to run"
     timing = "".join(cells[2]["source"])
-    assert "notebook_timings.json" in timing and notebook.name in timing, (
+    assert f'show_run_time("{notebook.name}"' in timing, (
         "the third cell prints the chapter's measured run time"
     )
     text = _markdown(notebook)
