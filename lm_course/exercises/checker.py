@@ -467,7 +467,7 @@ def _untouched_stub(err: BaseException, fn: Callable[..., Any]) -> bool:
 _STUB_OPCODES = {
     *("RESUME", "NOP", "CACHE", "EXTENDED_ARG", "COPY_FREE_VARS", "MAKE_CELL"),
     *("LOAD_GLOBAL", "LOAD_CONST", "LOAD_COMMON_CONSTANT", "PUSH_NULL", "PRECALL"),
-    *("CALL", "KW_NAMES"),
+    *("CALL", "KW_NAMES", "CALL_FUNCTION"),  # CALL_FUNCTION: Python 3.10
 }
 
 
