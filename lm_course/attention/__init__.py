@@ -203,9 +203,9 @@ class MultiHeadAttention(nn.Module):
     that checks its own inputs sets ``check_inputs = False`` on its layers, so that one
     call is checked once, at the model's boundary.
 
-    ``forward`` is four steps: :meth:`project_heads`, positions and cache, :meth:`attend`,
-    the output projection. A variant replaces one step: grouped-query attention
-    (:mod:`lm_course.attention.grouped`) makes fewer key/value heads.
+    ``forward`` is four steps: :meth:`project_heads`, positions and cache,
+    :meth:`attend`, the output projection. A variant replaces one step: grouped-query
+    attention (:mod:`lm_course.attention.grouped`) makes fewer key/value heads.
     """
 
     def __init__(

@@ -1,9 +1,9 @@
 """The idea behind FlashAttention: attention in tiles, with an online softmax.
 
 Written-out attention holds the whole ``(q_len, k_len)`` score matrix, and then the
-same-sized matrix of weights: memory grows with the square of the sequence. FlashAttention
-(Dao et al., 2022) never holds it. It walks over the keys one tile at a time and keeps,
-for every query, three running quantities:
+same-sized matrix of weights: memory grows with the square of the sequence.
+FlashAttention (Dao et al., 2022) never holds it. It walks over the keys one tile at a
+time and keeps, for every query, three running quantities:
 
 * ``m`` -- the largest score seen so far (for a softmax that cannot overflow);
 * ``l`` -- the sum of ``exp(score - m)`` so far (the softmax's denominator);

@@ -3,8 +3,8 @@
 Full causal attention scores every (query, key) pair with ``key <= query``: about
 ``T^2 / 2`` pairs for ``T`` tokens. A *sparse* pattern keeps fewer pairs:
 
-* **sliding window** (local attention, :func:`~lm_course.attention.sliding_window_mask`):
-  the last ``window`` positions;
+* **sliding window** (local attention,
+  :func:`~lm_course.attention.sliding_window_mask`): the last ``window`` positions;
 * **block-local** (:func:`block_local_mask`): the earlier positions of the query's own
   block of ``block`` tokens;
 * **strided** (:func:`strided_mask`): every ``stride``-th position back;
@@ -153,7 +153,7 @@ def reachable(mask: Tensor, layers: int) -> Tensor:
 
 
 def block_layout(mask: Tensor, block: int) -> Tensor:
-    """The blocks a mask needs: ``(n_q_blocks, n_k_blocks)``, True where any pair is kept.
+    """The tiles a mask needs: ``(n_q_blocks, n_k_blocks)``, True where a pair is kept.
 
     ``mask`` is ``(q_len, k_len)``; a last, shorter block counts as a block.
     """

@@ -257,7 +257,8 @@ def check_tiled_attention(
             (rand(2, 8, 200, 64), rand(2, 8, 1000, 64), rand(2, 8, 1000, 64), 64),
         ),
         Case(
-            "cross-attention: 30 queries over 100 keys, d_k = 16, d_v = 24, tiles of 32",
+            "cross-attention: 30 queries over 100 keys, d_k = 16, d_v = 24, tiles of "
+            "32",
             (rand(3, 4, 30, 16), rand(3, 4, 100, 16), rand(3, 4, 100, 24), 32),
         ),
         Case(

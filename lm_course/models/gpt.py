@@ -66,8 +66,8 @@ class GPTConfig(FromDict):
     attention). ``stride`` needs a ``window``; ``rope_scale`` divides the positions
     RoPE sees (1 = none). ``scale_embeddings`` multiplies the token vectors by
     ``sqrt(d_model)`` (the original Transformer's choice, next to a sinusoidal table
-    whose entries are as large as 1). ``GPTConfig.from_dict(data, source=path)`` rebuilds one read
-    from a file.
+    whose entries are as large as 1). ``GPTConfig.from_dict(data, source=path)``
+    rebuilds one read from a file.
     """
 
     vocab_size: int

@@ -4,8 +4,9 @@ During generation the keys and values of past positions never change, so each la
 keep them and compute only those of the newest token. :class:`KVCache` holds them for
 every layer of a model; :meth:`lm_course.models.gpt.GPT.make_cache` makes one that fits.
 
-What it costs is memory: two tensors (keys and values) per layer, each ``heads x d_head``
-numbers per token, for every token of the context (:func:`kv_cache_bytes`). With
+What it costs is memory: two tensors (keys and values) per layer, each
+``heads x d_head`` numbers per token, for every token of the context
+(:func:`kv_cache_bytes`). With
 grouped-query or multi-query attention the heads here are the *key/value* heads, fewer
 than the query heads, and the cache shrinks in proportion.
 """
@@ -89,7 +90,7 @@ class KVCache:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the keys and values (all ``max_len`` positions, used or not)."""
+        """Bytes of the keys and values (all ``max_len`` positions, used or not)."""
         return self.k.nbytes + self.v.nbytes
 
     def advance(self, n: int) -> None:
