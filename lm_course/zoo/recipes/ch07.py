@@ -20,11 +20,9 @@ from typing import Any
 
 import torch
 
-from ...charlm import shakespeare_batches
-from ...models.gpt import GPT, GPTConfig
-from ...training import History, TrainConfig, train
 from ..recipe import Recipe, register
 from . import GPT_CODE
+from .tiny import build, fit  # the same character GPT and training loop
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "pos-learned": {"positional": "learned"},
@@ -62,28 +60,6 @@ def recipe_for(variant: str, device: torch.device | str) -> str:
     return f"ch07-{variant}" + ("-gpu" if torch.device(device).type == "cuda" else "")
 
 
-def build(config: dict[str, Any]) -> GPT:
-    """The untrained model."""
-    return GPT(GPTConfig(**config["model"]))
-
-
-def fit(
-    model: GPT, config: dict[str, Any], seed: int, device: torch.device
-) -> tuple[History, dict[str, Any]]:
-    """Train on the 90/10 split of the text; metrics: the final validation loss."""
-    tokenizer, batches = shakespeare_batches(
-        config["model"]["block_size"], config["batch_size"]
-    )
-    if tokenizer.vocab_size != config["model"]["vocab_size"]:
-        raise ValueError(
-            f"the text has {tokenizer.vocab_size} distinct characters, the recipe's "
-            f"model {config['model']['vocab_size']}"
-        )
-    settings = TrainConfig(**config["train"], seed=seed, device=str(device))
-    history = train(model, batches, settings)
-    return history, {"val_loss": history.val_loss[-1]}
-
-
 def _register(variant: str, size: str) -> Recipe:
     base = SIZES[size]
     config = {**base, "model": {**base["model"], **VARIANTS[variant]}}
@@ -96,7 +72,7 @@ def _register(variant: str, size: str) -> Recipe:
             config=config,
             data=("tinyshakespeare/input.txt",),
             seed=0,
-            code=GPT_CODE,
+            code=(*GPT_CODE, "lm_course.zoo.recipes.tiny"),
             description=f"Chapter 7's small character GPT, {variant} ({size}).",
         )
     )
