@@ -15,6 +15,8 @@ from ..checks import check_bool, check_choice, check_int, check_number, describe
 from .device import PRECISIONS
 from .schedule import SCHEDULES, lr_at_step, lr_at_time
 
+OPTIMIZERS = ("adamw", "muon")
+
 # Settings that shape the trajectory: resuming with other values cannot match the
 # uninterrupted run (changing max_steps, for instance, reshapes the cosine schedule).
 TRAJECTORY_FIELDS = (
@@ -29,6 +31,10 @@ TRAJECTORY_FIELDS = (
     "grad_clip",
     "grad_accum",
     "seed",
+    "optimizer",
+    "muon_lr",
+    "muon_momentum",
+    "muon_weight_decay",
 )
 
 
@@ -77,6 +83,12 @@ class TrainConfig:
             learning rate of each step, and the number of steps, depend on how fast the
             machine is. A resumed run keeps the time already spent (saved in the
             checkpoint).
+        optimizer: ``"adamw"``, or ``"muon"``: Muon (:mod:`.muon`) for the hidden
+            weight matrices, AdamW (``lr``, ``betas``, ``weight_decay``) for
+            embeddings, output layer, gains and biases.
+        muon_lr: Muon's peak learning rate (same warmup and schedule as ``lr``).
+        muon_momentum: Muon's momentum factor.
+        muon_weight_decay: decoupled weight decay of the Muon matrices.
     """
 
     max_steps: int | None = None
@@ -101,6 +113,10 @@ class TrainConfig:
     progress: bool = True
     flush_denormal: bool = True
     time_budget_s: float | None = None
+    optimizer: str = "adamw"
+    muon_lr: float = 0.05
+    muon_momentum: float = 0.95
+    muon_weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         name = "TrainConfig."
@@ -185,6 +201,16 @@ class TrainConfig:
             )
         check_bool(name + "progress", self.progress)
         check_bool(name + "flush_denormal", self.flush_denormal)
+        check_choice(name + "optimizer", self.optimizer, OPTIMIZERS)
+        check_number(name + "muon_lr", self.muon_lr, minimum=0, strict_min=True)
+        check_number(
+            name + "muon_momentum",
+            self.muon_momentum,
+            minimum=0,
+            maximum=1,
+            strict_max=True,
+        )
+        check_number(name + "muon_weight_decay", self.muon_weight_decay, minimum=0)
 
     @property
     def final_lr(self) -> float:
