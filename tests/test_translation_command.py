@@ -137,5 +137,9 @@ def test_bleu_uses_every_reference() -> None:
     two = bleu(hyps, [["I don't speak French.", "I can't speak French."], ["Hi."]])
     assert two.score > one.score
     assert bleu(hyps, [[h] for h in hyps]).score == pytest.approx(100.0)
+    score, signature = bleu(hyps, [[h] for h in hyps], signature=True)
+    assert (
+        "tok:13a" in signature and "case:mixed" in signature and "nrefs:1" in signature
+    )
     with pytest.raises(ValueError, match="references"):
         bleu(hyps, [["a"]])

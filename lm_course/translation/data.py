@@ -36,8 +36,8 @@ __all__ = ["TranslationSplits", "group_pairs", "simplify", "tatoeba_splits"]
 def simplify(text: str) -> str:
     """Chinese text in simplified characters, NFKC-normalised, stripped.
 
-    NFKC turns full-width letters and digits (Ｔｏｍ, １２) into ASCII; the Chinese
-    punctuation marks (。，？！) stay as they are.
+    NFKC turns full-width letters, digits and punctuation (Ｔｏｍ, １２, ，？！) into
+    their ASCII forms; the ideographic full stop 。 has none and stays.
 
     >>> simplify("我不會說法語。")
     '我不会说法语。'

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sacrebleu
 import torch
@@ -23,9 +24,9 @@ from ..models.seq2seq import EncoderDecoder
 from .batches import encode_source
 from .beam import beam_search
 from .data import simplify
-from .vocab import Vocab, detokenize_en
+from .vocab import Vocab, detokenize_en, tokenize_en
 
-__all__ = ["Translator", "bleu", "load_translator", "recipe_for"]
+__all__ = ["Translator", "bleu", "cross_attention", "load_translator", "recipe_for"]
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Translator:
     src_vocab: Vocab
     tgt_vocab: Vocab
     batch_size: int = 128
+    record: Any = None  # the zoo's Record of its training, when loaded from the cache
 
     def encode(self, sentences: Sequence[str]) -> torch.Tensor:
         """Chinese sentences as source ids ``(batch, src_len)`` on the model's device.
@@ -70,6 +72,32 @@ class Translator:
                 out[i] = detokenize_en(self.tgt_vocab.decode(row))
         return out
 
+    @torch.no_grad()
+    def score(self, sources: Sequence[str], translations: Sequence[str]) -> list[float]:
+        """Total log-probability (nats) the model gives each translation, EOS included.
+
+        This is the quantity greedy and beam search try to maximise, so it tells which
+        of two outputs for the same source the model prefers.
+        """
+        if len(sources) != len(translations):
+            raise ValueError(
+                f"give one translation per source, got {len(sources)} sources and "
+                f"{len(translations)} translations"
+            )
+        v, model = self.tgt_vocab, self.model
+        out = []
+        for source, target in zip(sources, translations, strict=True):
+            ids = v.encode(tokenize_en(target))[: model.config.max_len - 1]
+            tgt_in = torch.tensor([[v.bos_id, *ids]], device=model.out.weight.device)
+            tgt_out = torch.tensor([[*ids, v.eos_id]], device=tgt_in.device)
+            was_training = model.training
+            model.eval()
+            logits, _ = model(self.encode([source]), tgt_in)
+            model.train(was_training)
+            logp = torch.log_softmax(logits[0].float(), dim=-1)
+            out.append(logp.gather(1, tgt_out[0][:, None]).sum().item())
+        return out
+
     def decode_ids(
         self, src: torch.Tensor, beam_size: int = 1, alpha: float = 1.0
     ) -> list[list[int]]:
@@ -87,17 +115,48 @@ class Translator:
         return ids.tolist()
 
 
+@torch.no_grad()
+def cross_attention(translator: Translator, source: str, target: str) -> torch.Tensor:
+    """Cross-attention weights ``(layers, heads, tgt_len + 1, src_len)`` of a pair.
+
+    The decoder reads ``[BOS] + target`` (teacher forcing); row ``i`` says where in the
+    source the decoder looked while predicting target token ``i`` (the last row: EOS).
+    ``target`` is an English sentence (for instance the model's own translation), cut
+    into words as the model's vocabulary does.
+    """
+    model, v = translator.model, translator.tgt_vocab
+    src = translator.encode([source])
+    tgt = torch.tensor([[v.bos_id, *v.encode(tokenize_en(target))]], device=src.device)
+    layers = [block.cross_attn for block in model.decoder]
+    was_training = model.training
+    model.eval()
+    try:
+        for layer in layers:
+            layer.keep_weights = True
+        model(src, tgt)
+        return torch.stack([layer.last_weights[0] for layer in layers]).cpu()
+    finally:
+        for layer in layers:
+            layer.keep_weights = False
+            layer.last_weights = None
+        model.train(was_training)
+
+
 def bleu(
     hypotheses: Sequence[str],
     references: Sequence[Sequence[str]],
     tokenize: str = "13a",
     lowercase: bool = False,
-) -> sacrebleu.metrics.bleu.BLEUScore:
+    *,
+    signature: bool = False,
+) -> sacrebleu.metrics.bleu.BLEUScore | tuple[sacrebleu.metrics.bleu.BLEUScore, str]:
     """Corpus BLEU of ``hypotheses``, each against its own list of references.
 
     sacreBLEU's default settings: ``13a`` tokenisation (the WMT standard, applied to
     detokenised text), case-sensitive, exponential smoothing. A sentence may have any
     number of references (missing ones are passed to sacreBLEU as ``None``).
+    With ``signature=True`` it also returns sacreBLEU's signature string, which says
+    exactly how the score was computed.
     """
     check_choice("tokenize", tokenize, ("13a", "intl", "none", "char"))
     if len(hypotheses) != len(references) or not all(references):
@@ -108,7 +167,8 @@ def bleu(
     n = max(len(r) for r in references)
     streams = [[r[k] if k < len(r) else None for r in references] for k in range(n)]
     metric = sacrebleu.metrics.BLEU(tokenize=tokenize, lowercase=lowercase)
-    return metric.corpus_score(list(hypotheses), streams)
+    score = metric.corpus_score(list(hypotheses), streams)
+    return (score, str(metric.get_signature())) if signature else score
 
 
 def recipe_for(device: torch.device | str, size: str | None = None) -> str:
@@ -139,4 +199,5 @@ def load_translator(
         model,  # type: ignore[arg-type]
         Vocab(record.metrics["src_vocab"]),
         Vocab(record.metrics["tgt_vocab"]),
+        record=record,
     )
