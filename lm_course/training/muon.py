@@ -49,7 +49,8 @@ def newton_schulz(matrix: Tensor, steps: int = 5, eps: float = 1e-7) -> Tensor:
     """
     if matrix.dim() != 2:
         raise ValueError(
-            f"newton_schulz needs a matrix (rows, cols), got shape {tuple(matrix.shape)}"
+            "newton_schulz needs a matrix (rows, cols), got shape "
+            f"{tuple(matrix.shape)}"
         )
     check_int("steps", steps, minimum=0)
     a, b, c = _NS_COEFFICIENTS
