@@ -3,6 +3,13 @@ ZeRO's memory arithmetic."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -21,6 +28,7 @@ from lm_course.parallel import (
     zero_communication,
     zero_memory,
 )
+from lm_course.parallel.ddp_demo import demo_run
 
 
 def _x(*shape: int) -> torch.Tensor:
@@ -113,3 +121,39 @@ def test_zero_memory_arithmetic() -> None:
     assert zero_communication(p, 2) == 2 * p and zero_communication(p, 3) == 3 * p
     with pytest.raises(ValueError, match="stage must be an integer"):
         zero_memory(p, n, 4)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_data")
+@pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="this PyTorch has no distributed"
+)
+def test_the_ddp_demo_in_two_processes_matches_one(tmp_path: Path) -> None:
+    out = tmp_path / "ddp.json"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LM_COURSE_PROGRESS": "0"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        "-m",
+        "lm_course.parallel.ddp_demo",
+        str(out),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = json.loads(out.read_text())
+    torch.set_num_threads(1)
+    one = demo_run()
+    assert (two["world_size"], one["world_size"]) == (2, 1)
+    assert two["steps"] == one["steps"]
+    # Equal up to the order of floating-point sums (gradients averaged over ranks).
+    assert two["train_loss"] == pytest.approx(one["train_loss"], abs=1e-3)
+    assert two["val_loss"] == pytest.approx(one["val_loss"], abs=1e-3)
+    assert two["weight_sum"] == pytest.approx(one["weight_sum"], rel=1e-4)
