@@ -31,8 +31,25 @@ _CJK_NAMES = (
 )
 
 
+_CJK_FILES = ("wqy", "cjk", "sourcehan", "simhei", "msyh", "pingfang")
+
+
 def cjk_font() -> str | None:
-    """The name of an installed font with Chinese characters, or ``None``."""
+    """The name of an installed font with Chinese characters, or ``None``.
+
+    Matplotlib lists the fonts it found when it built its font cache; a font installed
+    later is looked for among the system's font files and added.
+    """
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    found = next((name for name in _CJK_NAMES if name in installed), None)
+    if found is not None:
+        return found
+    for path in font_manager.findSystemFonts():
+        if any(key in path.lower() for key in _CJK_FILES):
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue  # an unreadable font file: try the next one
     installed = {f.name for f in font_manager.fontManager.ttflist}
     return next((name for name in _CJK_NAMES if name in installed), None)
 
@@ -47,7 +64,8 @@ def plot_cross_attention(
     """Draw one attention map: ``weights`` ``(len(target), len(source))``.
 
     Rows are target tokens (what the decoder was predicting), columns source tokens
-    (what it looked at); darker is more weight. Each row sums to 1.
+    (what it looked at); darker is more weight, black being the largest weight in the
+    map (each row sums to 1).
     """
     if weights.shape != (len(target), len(source)):
         raise ValueError(
@@ -55,7 +73,7 @@ def plot_cross_attention(
             f"({len(target)}, {len(source)}) = (target tokens, source tokens)"
         )
     ax = ax or plt.gca()
-    ax.imshow(weights.float().numpy(), cmap="Greys", vmin=0.0, vmax=1.0)
+    ax.imshow(weights.float().numpy(), cmap="Greys", vmin=0.0)
     font = cjk_font()
     labels = list(source) if font else [str(i) for i in range(len(source))]
     ax.set_xticks(range(len(source)), labels, fontfamily=font or "sans-serif")
