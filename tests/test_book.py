@@ -92,19 +92,37 @@ def test_chapter_map_script_writes_a_png(tmp_path: Path) -> None:
         assert image.width >= 1000 and image.height >= 400, image.size
 
 
+def test_chapter_map_marks_the_chapters_the_toc_lists(tmp_path: Path) -> None:
+    """A chapter is available once the book lists it, whatever else is in notebooks/."""
+    chapter_map = _load("lm_course_chapter_map", CHAPTER_MAP_SCRIPT)
+    toc = tmp_path / "_toc.yml"
+    toc.write_text(
+        "format: jb-book\nroot: book/preface\nparts:\n"
+        "  - caption: Chapters\n    chapters:\n"
+        "      - file: notebooks/01_background\n"
+        "      - file: notebooks/04_transformer.ipynb\n"
+        "      # - file: notebooks/05_pretraining\n"
+        "  - caption: Appendices\n    chapters:\n"
+        "      - file: book/notebooks_07_not_a_chapter\n",
+        encoding="utf-8",
+    )
+    assert chapter_map.available_chapters(toc) == [1, 4]
+
+
 def test_chapter_map_is_up_to_date() -> None:
-    """The committed chapter map marks exactly the chapters whose notebooks exist."""
+    """The committed chapter map marks exactly the chapters that _toc.yml lists."""
     from PIL import Image
 
     chapter_map = _load("lm_course_chapter_map", CHAPTER_MAP_SCRIPT)
     expected = ",".join(
-        str(n) for n in chapter_map.available_chapters(REPO / "notebooks")
+        str(n) for n in chapter_map.available_chapters(REPO / "_toc.yml")
     )
     with Image.open(CHAPTER_MAP_PNG) as image:
         drawn = image.text.get(chapter_map.METADATA_KEY)
     assert drawn == expected, (
-        f"book/figures/chapter_map.png shows chapters {drawn} as available, but the notebooks "
-        f"say {expected}: run `python book/figures/chapter_map.py` and commit the PNG"
+        f"book/figures/chapter_map.png shows chapters {drawn} as available, but "
+        f"_toc.yml lists {expected}: run `python book/figures/chapter_map.py` and "
+        "commit the PNG"
     )
 
 

@@ -1,8 +1,9 @@
 """Draw the course's chapter map (book/figures/chapter_map.png) for the preface.
 
-A chapter counts as available when a notebook ``notebooks/NN_*.ipynb`` with its number exists;
-the others are drawn as "coming". The PNG records which chapters were available in a text
-chunk (``Chapters-available``), so a test can tell when the picture is out of date.
+A chapter counts as available when the book lists it: ``_toc.yml`` names a notebook
+``notebooks/NN_*`` with its number. The others are drawn as "coming" (a notebook still
+being written is not in the book yet). The PNG records which chapters were available in a
+text chunk (``Chapters-available``), so a test can tell when the picture is out of date.
 
 Run it from anywhere::
 
@@ -13,10 +14,12 @@ Run it from anywhere::
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 
@@ -25,6 +28,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = Path(__file__).resolve().with_suffix(".png")
+DEFAULT_TOC = REPO / "_toc.yml"
 METADATA_KEY = "Chapters-available"
 
 
@@ -68,8 +72,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         4,
         "The Transformer",
-        "positions, heads,\nresiduals, layer norm",
-        "002, 003",
+        "built block by block,\ntrained and sampled",
+        "001, 002, 003, 004",
         2,
         1,
     ),
@@ -92,7 +96,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         7,
         "Efficient attention\nand long context",
-        "local and sparse\nattention, RoPE, ALiBi",
+        "cost, sparse patterns,\npositions, KV cache",
         "000, 002, 004",
         3,
         0.4,
@@ -124,11 +128,32 @@ AVAILABLE_FILL, AVAILABLE_EDGE = "#dbe9f6", "#1f5f99"
 COMING_FILL, COMING_EDGE = "#f4f4f4", "#9a9a9a"
 
 
-def available_chapters(notebooks: Path) -> list[int]:
-    """Return the numbers of the chapters that have a notebook ``NN_*.ipynb`` in ``notebooks``."""
-    return [
-        c.number for c in CHAPTERS if any(notebooks.glob(f"{c.number:02d}_*.ipynb"))
-    ]
+def toc_files(toc: Path) -> list[str]:
+    """Return every ``file:`` entry of a Jupyter Book ``_toc.yml``, in order."""
+    files: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(str(node["file"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load(toc.read_text(encoding="utf-8")))
+    return files
+
+
+def available_chapters(toc: Path = DEFAULT_TOC) -> list[int]:
+    """Return the numbers of the chapters whose notebook ``notebooks/NN_*`` the toc lists."""
+    listed = set()
+    for file in toc_files(toc):
+        match = re.fullmatch(r"notebooks/(\d\d)_\w+(\.ipynb)?", file)
+        if match:
+            listed.add(int(match.group(1)))
+    return [c.number for c in CHAPTERS if c.number in listed]
 
 
 def draw(available: list[int], out: Path) -> Path:
@@ -235,13 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=DEFAULT_OUT, help="PNG file to write"
     )
     parser.add_argument(
-        "--notebooks",
+        "--toc",
         type=Path,
-        default=REPO / "notebooks",
-        help="folder whose NN_*.ipynb files mark chapters as available",
+        default=DEFAULT_TOC,
+        help="the book's _toc.yml; the chapters it lists are drawn as available",
     )
     args = parser.parse_args(argv)
-    out = draw(available_chapters(args.notebooks), args.out)
+    out = draw(available_chapters(args.toc), args.out)
     print(f"wrote {out}")
     return 0
 
