@@ -111,7 +111,10 @@ def test_shipped_references_load_and_match_their_recipes() -> None:
 
 def test_reference_files_are_declared_as_package_data() -> None:
     """Without this line in pyproject.toml an installed course has no references."""
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     package_data = project["tool"]["setuptools"].get("package-data", {})
     patterns = package_data.get("lm_course.reference", [])
