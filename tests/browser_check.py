@@ -1,20 +1,22 @@
-"""Check the built book in a real browser: formulas, images, scripts, links, launch buttons.
+"""Check the built book in a real browser: formulas, images, scripts, links, buttons.
 
-``tests/test_book.py`` uses this module; it can also be run on its own after ``make book``::
+``tests/test_book.py`` uses this module; it can also be run on its own after
+``make book``::
 
-    python tests/browser_check.py            # checks _build/html, prints a report per page
+    python tests/browser_check.py       # checks _build/html, prints a report per page
 
 The book is served from ``_build/html`` on 127.0.0.1 (a free port, a thread of
 :mod:`http.server`) and every page listed in ``_toc.yml`` is opened in headless Chromium
 through Selenium. For each page the check waits for MathJax to finish and reports:
 
-- raw TeX left in the visible text (``$$``, ``\\(``, ``\\frac`` ...), a formula MathJax did
-  not typeset, or a MathJax error;
-- an image that did not load (``naturalWidth == 0``), or any file the local server answered
-  with an error;
-- a JavaScript error in the browser log, or a request for anything not on the local server
-  (the book must work offline);
-- a link to another file of the book that does not exist, or to an anchor that is missing;
+- raw TeX left in the visible text (``$$``, ``\\(``, ``\\frac`` ...), a formula MathJax
+  did not typeset, or a MathJax error;
+- an image that did not load (``naturalWidth == 0``), or any file the local server
+  answered with an error;
+- a JavaScript error in the browser log, or a request for anything not on the local
+  server (the book must work offline);
+- a link to another file of the book that does not exist, or to an anchor that is
+  missing;
 - a code block or a cell's output that scrolls sideways (wider than its box): lines of
   code and output must fit the page (the course keeps them to 88 characters).
 
@@ -48,7 +50,7 @@ CHROMIUM = Path(os.environ.get("LM_COURSE_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("LM_COURSE_CHROMEDRIVER", "/usr/bin/chromedriver"))
 INSTALL_HINT = "sudo apt-get install chromium chromium-driver"
 
-# Flags known to run Debian's Chromium headless in containers and CI, with no network use.
+# Flags known to run Debian's Chromium headless in containers and CI, with no network.
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -71,7 +73,7 @@ RAW_TEX = re.compile(
     r"|[\^_]\{"
 )
 
-# Everything the page needs must come from the local server; these schemes never hit the net.
+# Everything a page needs must come from the local server; these schemes never go out.
 LOCAL_SCHEMES = (
     "data:",
     "blob:",
@@ -90,8 +92,9 @@ const hasMath = document.querySelector('.math') !== null;
 (function poll() {
   const mj = window.MathJax;
   if (mj && mj.startup && mj.startup.promise) {
-    mj.startup.promise.then(() => done({status: 'typeset', hasMath: hasMath}),
-                            (e) => done({status: 'error', error: String(e), hasMath: hasMath}));
+    mj.startup.promise.then(
+      () => done({status: 'typeset', hasMath: hasMath}),
+      (e) => done({status: 'error', error: String(e), hasMath: hasMath}));
     return;
   }
   if (!hasMath) { done({status: 'no-math', hasMath: false}); return; }
@@ -146,7 +149,7 @@ return {texts: texts, untypeset: untypeset, mathErrors: mathErrors,
 
 
 def toc_documents(repo: Path = REPO) -> list[str]:
-    """Return the documents of ``_toc.yml`` in order (root first), without extensions."""
+    """Return the documents of ``_toc.yml`` in order (root first), no extensions."""
     toc = yaml.safe_load((repo / "_toc.yml").read_text(encoding="utf-8"))
     docs = [toc["root"]]
 
@@ -165,11 +168,17 @@ def browser_missing() -> str | None:
     """Return why the browser check cannot run here, or None when it can."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if missing:
-        return f"headless Chromium not found ({', '.join(missing)}); install it: {INSTALL_HINT}"
+        return (
+            f"headless Chromium not found ({', '.join(missing)}); "
+            f"install it: {INSTALL_HINT}"
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
-        return "selenium is not installed; install the test extras: pip install -e '.[test]'"
+        return (
+            "selenium is not installed; install the test extras: "
+            "pip install -e '.[test]'"
+        )
     return None
 
 
@@ -251,8 +260,8 @@ class PageReport:
         """One line per problem, or a one-line all-clear."""
         if not self.problems:
             return (
-                f"{self.page}: ok ({self.typeset_formulas} formulas, {self.images} images, "
-                f"{len(self.links)} links)"
+                f"{self.page}: ok ({self.typeset_formulas} formulas, "
+                f"{self.images} images, {len(self.links)} links)"
             )
         return f"{self.page}: {len(self.problems)} problem(s)\n" + "\n".join(
             f"  - {p}" for p in self.problems
@@ -260,7 +269,7 @@ class PageReport:
 
 
 class BookBrowser:
-    """Headless Chromium, driven by Selenium, that checks pages of the book served locally."""
+    """Headless Chromium, driven by Selenium, checking the book served locally."""
 
     def __init__(self, html_root: Path, screenshots: Path | None = None) -> None:
         self.html_root = html_root.resolve()
@@ -318,14 +327,14 @@ class BookBrowser:
         return self.server.base_url
 
     def open(self, page: str) -> str:
-        """Load ``page`` (a path below the book's root) and return the URL the browser shows."""
+        """Load ``page`` (a path below the book's root); return the URL it shows."""
         self._drain_logs()
         self.server.take_failures()
         self.driver.get(self.base_url + page)
         return str(self.driver.current_url)
 
     def wait_for_url(self, suffix: str, timeout: float = 10.0) -> str:
-        """Wait until the browser's URL ends with ``suffix`` (for redirects); return it."""
+        """Wait until the browser's URL ends with ``suffix`` (redirects); return it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             url = str(self.driver.current_url)
@@ -335,7 +344,7 @@ class BookBrowser:
         return str(self.driver.current_url)
 
     def check(self, page: str) -> PageReport:
-        """Open ``page`` (for example ``"book/preface.html"``) and report every problem."""
+        """Open ``page`` (such as ``"book/preface.html"``) and report every problem."""
         report = PageReport(page=page)
         self.open(page)
         mathjax = self.driver.execute_async_script(_WAIT_FOR_MATHJAX)
@@ -392,8 +401,9 @@ class BookBrowser:
             if entry.get("level") != "SEVERE":
                 continue
             message = str(entry.get("message", ""))
-            # Browsers ask for /favicon.ico on their own; the book does not reference it, so a
-            # 404 for it says nothing about the page. Every other SEVERE entry fails the page.
+            # Browsers ask for /favicon.ico on their own; the book does not link it, so
+            # a 404 for it says nothing about the page. Any other SEVERE entry fails
+            # the page.
             if "/favicon.ico" in message:
                 continue
             problems.append(f"browser console error: {message}")
@@ -455,7 +465,8 @@ class BookBrowser:
         width, height = WINDOW_SIZE
         full = int(
             self.driver.execute_script(
-                "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)"
+                "return Math.max(document.documentElement.scrollHeight, "
+                "document.body.scrollHeight)"
             )
         )
         try:
@@ -489,7 +500,7 @@ def pages_to_check(repo: Path = REPO) -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Check every page of an already built book and print a report; exit 1 on problems."""
+    """Check every page of an already built book, print a report; exit 1 on problems."""
     args = sys.argv[1:] if argv is None else argv
     html_root = Path(args[0]) if args else REPO / "_build" / "html"
     reason = browser_missing()

@@ -1,10 +1,10 @@
-"""The published book: its sources, its build, and every page checked in a headless browser.
+"""The published book: its sources, its build, and every page checked in a browser.
 
 The build and the browser check live in this one module so that ``pytest -n 2 --dist
-loadfile`` runs them on one worker, in order: the book is built once (a module fixture),
-then each page is opened in Chromium. Without Chromium the browser tests are skipped with a
-message saying how to install it, unless ``LM_COURSE_REQUIRE_BROWSER=1`` (set in CI), which
-turns the skip into a failure.
+loadfile`` runs them on one worker, in order: the book is built once (a module
+fixture), then each page is opened in headless Chromium. Without Chromium the browser
+tests are skipped with a message saying how to install it, unless
+``LM_COURSE_REQUIRE_BROWSER=1`` (set in CI), which turns the skip into a failure.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ DOCUMENTS = browser_check.toc_documents(REPO)
 CHAPTERS = [d for d in DOCUMENTS if d.startswith("notebooks/")]
 
 
-# --- The sources of the book -------------------------------------------------------------
+# --- The sources of the book ----------------------------------------------------------
 
 
 def test_toc_lists_existing_files_and_every_notebook() -> None:
@@ -127,7 +127,7 @@ def test_chapter_map_is_up_to_date() -> None:
 
 
 def test_timings_table_has_a_row_per_chapter() -> None:
-    """The generated timings table that the preface includes names every chapter notebook."""
+    """The generated timings table that the preface includes names every chapter."""
     text = TIMINGS.read_text(encoding="utf-8")
     rows = [line for line in text.splitlines() if line.startswith("|")]
     for chapter in CHAPTERS:
@@ -137,7 +137,7 @@ def test_timings_table_has_a_row_per_chapter() -> None:
 
 
 def test_datasets_page_credits_every_data_file() -> None:
-    """Every file the course downloads appears on the data sets page with URL and checksum."""
+    """Every file the course downloads is on the data sets page, URL and checksum."""
     from lm_course.data.registry import DATASETS
 
     page = (REPO / "book" / "datasets.md").read_text(encoding="utf-8")
@@ -152,7 +152,7 @@ def test_datasets_page_credits_every_data_file() -> None:
 
 
 def test_exercises_page_shows_every_solution() -> None:
-    """Every ``solution_*`` of the exercise modules is included on the exercises page."""
+    """Every ``solution_*`` of the exercise modules is on the exercises page."""
     page = (REPO / "book" / "exercises.md").read_text(encoding="utf-8")
     included = set(re.findall(r"(?m)^:pyobject: (\w+)$", page))
     missing = []
@@ -170,7 +170,7 @@ def test_exercises_page_shows_every_solution() -> None:
     assert included, "the exercises page includes no solutions"
 
 
-# --- lm_course.open_book -----------------------------------------------------------------
+# --- lm_course.open_book --------------------------------------------------------------
 
 
 def test_open_book_only_where_a_browser_can_open() -> None:
@@ -216,7 +216,7 @@ def test_open_book_never_waits_for_a_console_browser() -> None:
     assert not _would_block(webbrowser.BackgroundBrowser("xdg-open"))
 
 
-# --- Building the book -------------------------------------------------------------------
+# --- Building the book ----------------------------------------------------------------
 
 
 def _jupyter_book() -> list[str]:
@@ -231,8 +231,9 @@ def _jupyter_book() -> list[str]:
 def built_book() -> subprocess.CompletedProcess[str]:
     """Build the book once for this module: jupyter-book build . -W --keep-going --all.
 
-    ``--all`` re-reads every page: an incremental build skips unchanged pages and with them
-    their warnings, so a second build would pass even though a page still has a problem.
+    ``--all`` re-reads every page: an incremental build skips unchanged pages and with
+    them their warnings, so a second build would pass even though a page still has a
+    problem.
     """
     result = subprocess.run(
         [*_jupyter_book(), "build", ".", "-W", "--keep-going", "--all"],
@@ -266,7 +267,7 @@ def test_book_builds_without_warnings(
     )
 
 
-# --- The browser check -------------------------------------------------------------------
+# --- The browser check ----------------------------------------------------------------
 
 
 def _require_browser() -> None:
@@ -328,7 +329,7 @@ def test_browser_check_catches_each_kind_of_fault(tmp_path: Path) -> None:
 def browser(
     built_book: subprocess.CompletedProcess[str],
 ) -> Iterator[BookBrowser]:
-    """Headless Chromium on the built book, or a skip (a failure in CI) without Chromium."""
+    """Headless Chromium on the built book; without it a skip (in CI a failure)."""
     _require_browser()
     if not (HTML / "index.html").is_file():
         pytest.fail("the book was not built; see test_book_builds_without_warnings")
@@ -364,7 +365,10 @@ def test_front_page_redirects_to_the_preface(browser: BookBrowser) -> None:
 @pytest.mark.browser
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_page_renders(page_report: Callable[[str], PageReport], document: str) -> None:
-    """Formulas typeset, images shown, no script errors, no external requests, no dead links."""
+    """Formulas typeset, images shown; no script errors, outside requests or dead links.
+
+    Also checks that no code block or output scrolls sideways.
+    """
     report = page_report(document)
     assert not report.problems, report.summary() + f"\nscreenshot: {report.screenshot}"
     if document == DOCUMENTS[0]:

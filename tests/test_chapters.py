@@ -1,9 +1,9 @@
 """What a careful reader checks in every chapter and on the book's reference pages.
 
 Fast checks of the sources (no notebook is run, no book is built): lines that fit the
-page, the order of a chapter's opening cells, hardware needs and summaries, Chinese terms
-that the glossary lists, citations that the references page lists, figures that exist, and
-an errata page whose claims match the chapters.
+page, the order of a chapter's opening cells, hardware needs and summaries, Chinese
+terms that the glossary lists, citations that the references page lists, figures that
+exist, and an errata page whose claims match the chapters.
 """
 
 from __future__ import annotations
@@ -121,11 +121,11 @@ def test_chapter_states_its_needs_and_ends_with_two_summaries(notebook: Path) ->
 
 
 def _chinese_terms(text: str) -> set[str]:
-    """Chinese terms given in brackets after an English term: "(困惑度)", "(BPE, 字节对编码)".
+    """Chinese terms given in brackets after an English term: "(困惑度)".
 
-    Short pieces of Chinese only (at most 8 characters, at most one Latin letter as in
-    "加k平滑"), and no bracket with Chinese punctuation in it: those are quotations of the
-    articles, not terms.
+    A bracket may hold several, "(BPE, 字节对编码)". Short pieces of Chinese only (at
+    most 8 characters, at most one Latin letter as in "加k平滑"), and no bracket with
+    Chinese punctuation in it: those are quotations of the articles, not terms.
     """
     terms = set()
     for group in re.findall(r"\(([^()]*)\)", text):
@@ -267,7 +267,8 @@ def test_errata_table_and_sections_agree() -> None:
     )
     for label, (_, backed) in rows.items():
         assert re.match(r"(a cell|cells) in |sources: |not yet shown", backed), (
-            f"{label}: say how it is backed (a cell, sources, not yet shown): {backed!r}"
+            f"{label}: say how it is backed (a cell, sources, not yet shown): "
+            f"{backed!r}"
         )
 
 

@@ -1,11 +1,12 @@
-"""A small Sphinx extension for the course's book: fixes for the HTML that Jupyter Book 1 writes.
+"""A small Sphinx extension for the course's book: fixes to Jupyter Book 1's HTML.
 
-Sphinx 7.4 writes an inline ``<script>`` twice when an extension adds it after the builder
-has started (it compares a missing file name, ``None``, with ``""``). For sphinx-thebe,
-which Jupyter Book always loads, the copy redeclares ``const THEBE_JS_URL`` and every page
-logs "Uncaught SyntaxError: Identifier 'THEBE_JS_URL' has already been declared". This
-extension drops the exact duplicates from each page's script list, so pages load without
-JavaScript errors (the browser check in ``tests/test_book.py`` fails on any).
+Sphinx 7.4 writes an inline ``<script>`` twice when an extension adds it after the
+builder has started (it compares a missing file name, ``None``, with ``""``). For
+sphinx-thebe, which Jupyter Book always loads, the copy redeclares ``const
+THEBE_JS_URL`` and every page logs "Uncaught SyntaxError: Identifier 'THEBE_JS_URL' has
+already been declared". This extension drops the exact duplicates from each page's
+script list, so pages load without JavaScript errors (the browser check in
+``tests/test_book.py`` fails on any).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sphinx.application import Sphinx
 
 
 def _script_key(script: Any) -> tuple[Any, ...]:
-    """What makes two script entries the same: file name (or none), priority, attributes."""
+    """What makes two script entries the same: file name, priority, attributes."""
     attributes = getattr(script, "attributes", {}) or {}
     return (
         getattr(script, "filename", script) or "",
@@ -28,7 +29,7 @@ def _script_key(script: Any) -> tuple[Any, ...]:
 def drop_duplicate_scripts(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
-    """Keep the first of any identical ``<script>`` entries of a page, in their order."""
+    """Keep the first of any identical ``<script>`` entries of a page, in order."""
     scripts = context.get("script_files")
     if not isinstance(scripts, list):
         return

@@ -2,12 +2,13 @@
 
 A chapter counts as available when the book lists it: ``_toc.yml`` names a notebook
 ``notebooks/NN_*`` with its number. The others are drawn as "coming" (a notebook still
-being written is not in the book yet). The PNG records which chapters were available in a
-text chunk (``Chapters-available``), so a test can tell when the picture is out of date.
+being written is not in the book yet). The PNG records which chapters were available in
+a text chunk (``Chapters-available``), so a test can tell when the picture is out of
+date.
 
 Run it from anywhere::
 
-    python book/figures/chapter_map.py            # rewrites book/figures/chapter_map.png
+    python book/figures/chapter_map.py          # rewrites book/figures/chapter_map.png
     python book/figures/chapter_map.py --out x.png
 """
 
@@ -34,7 +35,7 @@ METADATA_KEY = "Chapters-available"
 
 @dataclass(frozen=True)
 class Chapter:
-    """One box of the map: chapter number, title, a one-line summary, articles, position."""
+    """One box of the map: number, title, a short summary, articles, position."""
 
     number: int
     title: str
@@ -147,7 +148,7 @@ def toc_files(toc: Path) -> list[str]:
 
 
 def available_chapters(toc: Path = DEFAULT_TOC) -> list[int]:
-    """Return the numbers of the chapters whose notebook ``notebooks/NN_*`` the toc lists."""
+    """Return the numbers of the chapters whose ``notebooks/NN_*`` the toc lists."""
     listed = set()
     for file in toc_files(toc):
         match = re.fullmatch(r"notebooks/(\d\d)_\w+(\.ipynb)?", file)
@@ -157,7 +158,7 @@ def available_chapters(toc: Path = DEFAULT_TOC) -> list[int]:
 
 
 def draw(available: list[int], out: Path) -> Path:
-    """Draw the map with the chapters in ``available`` highlighted and write it to ``out``."""
+    """Draw the map with the chapters in ``available`` highlighted, into ``out``."""
     by_number = {c.number: c for c in CHAPTERS}
     fig, ax = plt.subplots(figsize=(11, 5.4), dpi=150)
     ax.set_xlim(-0.5, 4.5)
@@ -254,7 +255,7 @@ def draw(available: list[int], out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point: draw the map for the notebooks found in the repository."""
+    """Command line entry point: draw the map for the chapters the book lists."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="PNG file to write"
