@@ -57,13 +57,13 @@ TIMINGS = (
 )
 
 
-def show_run_time(notebook: str, budget_minutes: float) -> dict[str, float]:
+def show_run_time(notebook: str, budget_minutes: float) -> None:
     """Print how long ``notebook`` took, per machine, when its outputs were last made.
 
     Reads the timings ``make notebooks`` records (a checkout of the course has them; an
     installed package does not, and then says where to look). Fails loudly when the
     recorded CPU time is over the chapter's budget, so an over-long chapter cannot be
-    published unnoticed. Returns ``{machine: seconds}``.
+    published unnoticed.
     """
     table = json.loads(TIMINGS.read_text()) if TIMINGS.is_file() else {}
     measured: dict[str, float] = table.get(notebook, {})
@@ -75,4 +75,3 @@ def show_run_time(notebook: str, budget_minutes: float) -> dict[str, float]:
         print("GPU: not measured yet")
     over = {m: s for m, s in measured.items() if "CPU" in m and s > 60 * budget_minutes}
     assert not over, f"{notebook} is over its {budget_minutes}-minute budget: {over}"
-    return measured
