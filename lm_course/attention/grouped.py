@@ -26,16 +26,11 @@ from torch import Tensor, nn
 
 from lm_course.attention import MultiHeadAttention, _split_heads
 from lm_course.checks import (
-    check_attention_call,
-    check_bias,
-    check_hidden,
     check_int,
-    check_kv_cache,
-    check_mask,
 )
 
 if TYPE_CHECKING:
-    from lm_course.models.kvcache import KVCache
+    pass
 
 __all__ = ["repeat_kv", "check_kv_heads", "GroupedQueryAttention"]
 
@@ -126,29 +121,3 @@ class GroupedQueryAttention(MultiHeadAttention):
         return super().attend(
             q, k, v, mask=mask, attn_bias=attn_bias, is_causal=is_causal
         )
-
-    def _check_call(
-        self,
-        x: Tensor,
-        context: Tensor | None,
-        mask: Tensor | None,
-        attn_bias: Tensor | None,
-        cache: KVCache | None,
-        layer_idx: int,
-    ) -> None:
-        """The checks of ``check_attention_call``; a cache holds ``n_kv_heads``."""
-        if cache is None:
-            check_attention_call(self, x, context, mask, attn_bias, cache, layer_idx)
-            return
-        weight = self.proj.weight
-        if context is not None:
-            raise ValueError("context= is only for cross-attention (is_cross=True)")
-        check_hidden(x, self.d_model, weight.dtype, "x")
-        need = (None, x.size(0), self.n_kv_heads, None, self.d_head)
-        check_kv_cache(cache, need, weight.dtype, weight.device)
-        check_int("layer_idx", layer_idx, minimum=0, maximum=cache.k.size(0) - 1)
-        shape = (x.size(0), self.n_heads, x.size(1), x.size(1) + cache.pos)
-        if mask is not None:
-            check_mask(mask, shape, "mask")
-        if attn_bias is not None:
-            check_bias(attn_bias, shape, "attn_bias")

@@ -298,7 +298,9 @@ def check_attention_call(
     elif context is not None:
         raise ValueError("context= is only for cross-attention (is_cross=True)")
     if cache is not None:
-        need = (None, x.size(0), attn.n_heads, None, attn.d_head)
+        # Grouped-query attention caches fewer key/value heads than it has queries.
+        kv_heads = getattr(attn, "n_kv_heads", attn.n_heads)
+        need = (None, x.size(0), kv_heads, None, attn.d_head)
         check_kv_cache(cache, need, weight.dtype, weight.device)
         check_int("layer_idx", layer_idx, minimum=0, maximum=cache.k.size(0) - 1)
         k_len += cache.pos
