@@ -59,9 +59,11 @@ def test_batch_pads_on_the_right_and_keeps_eos_when_cutting(vocab) -> None:
     ids, keep = vocab.batch(["the fox", "science is fun . it is also hard"], max_len=8)
     assert ids.shape == keep.shape and ids.dtype == torch.long
     assert ids.shape[1] == 8
-    assert ids[1, 0] == vocab.bos and ids[1, -1] == vocab.eos
+    assert ids[1, 0] == vocab.eos and ids[1, -1] == vocab.eos
     short = ids[0][keep[0]]
-    assert short[0] == vocab.bos and short[-1] == vocab.eos
+    assert short.tolist() == [vocab.eos, *vocab.encode("the fox"), vocab.eos]
+    bare, _ = vocab.batch(["the fox"], max_len=8, edges=False)
+    assert bare[0].tolist() == vocab.encode("the fox")
     assert (ids[0][~keep[0]] == vocab.pad).all()
     assert keep[0].tolist() == sorted(keep[0].tolist(), reverse=True)
     with pytest.raises(ValueError, match="max_len"):
@@ -151,8 +153,8 @@ def test_pair_batch_joins_two_segments_and_cuts_the_longer_one(vocab) -> None:
     ids, keep, labels = pair_batch(vocab, pairs, max_len=12)
     assert ids.shape[1] <= 12 and labels.tolist() == [1, 0, 1, 0]
     row = ids[0][keep[0]].tolist()
-    assert row[0] == vocab.bos and row[-1] == vocab.eos
-    assert row.count(vocab.eos) == 2
+    assert row[0] == vocab.eos and row[-1] == vocab.eos
+    assert row.count(vocab.eos) == 3
 
 
 # ------------------------------------------------------------------ bits per character

@@ -2,7 +2,7 @@
 
 Fine-tuning data is a list of sentences with a label each -- no stream, no windows:
 each batch draws ``batch_size`` sentences at random, encodes them
-``[bos] pieces [eos]`` and pads them to the longest (:meth:`Vocab.pad_rows`). The
+``eos pieces eos`` and pads them to the longest (:meth:`Vocab.pad_rows`). The
 sentences are encoded once, when the batches are made.
 """
 
@@ -27,7 +27,7 @@ class SentenceBatches:
         splits: split name -> ``(texts, labels)``, e.g.
             ``{"train": (texts, labels), "val": (...)}``; labels are ints.
         batch_size: sentences per batch.
-        max_len: longest row in ids, ``bos`` and ``eos`` included.
+        max_len: longest row in ids, both ``eos`` included.
 
     ``ids`` and ``keep`` are ``(batch_size, seq)`` (long, bool), ``labels``
     ``(batch_size,)`` long.

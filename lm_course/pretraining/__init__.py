@@ -1,6 +1,6 @@
 """Pretraining objectives on unlabelled text, and what they need.
 
-* :mod:`.vocab` -- a SentencePiece vocabulary with ``bos``/``eos``/``pad``/``mask`` ids;
+* :mod:`.vocab` -- a SentencePiece vocabulary with ``eos``, ``pad`` and ``mask`` ids;
 * :mod:`.streams` -- documents packed into one stream of ids;
 * :mod:`.mlm` -- masked language modelling (BERT's 80/10/10 masking, its loss);
 * :mod:`.nsp` -- next-sentence and sentence-order prediction pairs;

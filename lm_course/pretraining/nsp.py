@@ -98,7 +98,7 @@ def make_pairs(
 def pair_batch(
     vocab: Vocab, pairs: Sequence[SentencePair], max_len: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``[bos] A [eos] B [eos]`` rows, padded: ``(ids, keep, labels)``.
+    """``eos A eos B eos`` rows, padded: ``(ids, keep, labels)``.
 
     The longer segment is cut first until a row fits ``max_len``. Returns ``ids`` and
     ``keep`` ``(batch, seq)`` (long, bool) and ``labels`` ``(batch,)`` long.

@@ -3,8 +3,11 @@
 SentencePiece gives every piece of text an id; the models need a few ids that are not
 text at all:
 
-* ``bos`` -- start of a sequence; BERT calls it ``[CLS]`` and classifies from its vector;
-* ``eos`` -- end of a sequence, between documents in a packed stream; BERT's ``[SEP]``;
+* ``eos`` -- the boundary between documents in a packed stream (BERT's ``[SEP]``). A
+  single sentence is encoded ``eos pieces eos``, just as every document of the packed
+  stream is preceded and followed by one, so fine-tuning inputs look like pretraining
+  text; its first vector plays the part of BERT's ``[CLS]``;
+* ``bos`` -- SentencePiece's ``<s>``; kept, but the course's models never see it;
 * ``pad`` -- filler that makes sentences of different lengths one rectangle;
 * ``mask`` -- BERT's ``[MASK]``, the blank masked language modelling asks to fill.
 
@@ -99,38 +102,31 @@ class Vocab:
         return self.tokenizer.decode(kept)
 
     def batch(
-        self,
-        texts: Sequence[str],
-        max_len: int,
-        *,
-        bos: bool = True,
-        eos: bool = True,
+        self, texts: Sequence[str], max_len: int, *, edges: bool = True
     ) -> tuple[Tensor, Tensor]:
         """Encode sentences into one padded batch.
 
-        Each row is ``[bos] pieces [eos]`` cut to ``max_len`` ids (the last pieces are
-        dropped; ``eos`` stays), then padded on the right with ``pad``.
+        Each row is ``eos pieces eos`` (``edges=False``: the pieces alone) cut to
+        ``max_len`` ids (the last pieces are dropped; the closing ``eos`` stays), then
+        padded on the right with ``pad``.
 
         Returns:
             ``(ids, keep)``: ``ids`` ``(batch, seq)`` long with ``seq`` the longest row;
             ``keep`` ``(batch, seq)`` bool, True at real tokens, False at padding.
         """
-        return self.pad_rows([self.encode(t) for t in texts], max_len, bos=bos, eos=eos)
+        return self.pad_rows([self.encode(t) for t in texts], max_len, edges=edges)
 
     def pad_rows(
-        self,
-        rows: Sequence[Sequence[int]],
-        max_len: int,
-        *,
-        bos: bool = True,
-        eos: bool = True,
+        self, rows: Sequence[Sequence[int]], max_len: int, *, edges: bool = True
     ) -> tuple[Tensor, Tensor]:
         """:meth:`batch` for rows already encoded (lists of piece ids)."""
-        check_int("max_len", max_len, minimum=1 + bos + eos)
+        check_bool("edges", edges)
+        check_int("max_len", max_len, minimum=3 if edges else 1)
         if len(rows) == 0:
             raise ValueError("rows is empty: a batch needs at least one row")
-        room = max_len - bos - eos
-        full = [[self.bos] * bos + list(row[:room]) + [self.eos] * eos for row in rows]
+        ends = [self.eos] if edges else []
+        room = max_len - 2 * len(ends)
+        full = [ends + list(row[:room]) + ends for row in rows]
         width = max(len(row) for row in full)
         ids = torch.full((len(full), width), self.pad, dtype=torch.long)
         for i, row in enumerate(full):
