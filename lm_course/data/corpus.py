@@ -53,7 +53,7 @@ class Corpus:
     heldout: dict[str, list[str]] = field(repr=False)
 
     def documents(self, split: str = "train") -> list[str]:
-        """Every document of ``split`` (``"train"`` or ``"heldout"``), source by source."""
+        """Every document of ``split`` (``"train"`` or ``"heldout"``), by source."""
         check_choice("split", split, SPLITS)
         part = self.train if split == "train" else self.heldout
         return [doc for source in SOURCES for doc in part[source]]

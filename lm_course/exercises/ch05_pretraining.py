@@ -147,7 +147,8 @@ def solution_adapter(
 
     Args:
         h: ``(..., d)`` the sub-layer's output.
-        w_down: ``(r, d)``, ``b_down`` ``(r,)``; ``w_up``: ``(d, r)``, ``b_up`` ``(d,)``.
+        w_down: ``(r, d)``, ``b_down`` ``(r,)``; ``w_up``: ``(d, r)``, ``b_up``
+            ``(d,)``.
 
     Returns:
         ``(..., d)``. The exact (erf) GELU, as ``torch.nn.functional.gelu`` computes by
@@ -223,10 +224,10 @@ def check_bert_mask(
     """Check ``fn(ids, choose, split, random_ids, mask_id, special_ids, prob)``.
 
     Cases: 2 rows of 8; a batch of 32 x 128 over a vocabulary of 30,000; draws exactly
-    on 0.8, 0.9 and ``prob``; ``prob=0.4``; ``prob=1.0`` (every non-special token). Catches
-    choosing special tokens, the split in the wrong order (10/10/80), ``<=`` at the
-    borders, ``mask_id`` (or the replacement) as the target, targets of 0 instead of
-    -100 and changing ``ids`` in place.
+    on 0.8, 0.9 and ``prob``; ``prob=0.4``; ``prob=1.0`` (every non-special token).
+    Catches choosing special tokens, the split in the wrong order (10/10/80), ``<=`` at
+    the borders, ``mask_id`` (or the replacement) as the target, targets of 0 instead
+    of -100 and changing ``ids`` in place.
     """
     g = _gen(1)
     cases = [

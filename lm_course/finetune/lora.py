@@ -114,9 +114,11 @@ def add_lora(
             if isinstance(base, LoRALinear):
                 raise ValueError(f"attn.{name} already has LoRA; use a fresh copy")
             if not isinstance(base, nn.Linear):
+                linear = [
+                    n for n, m in attn.named_children() if isinstance(m, nn.Linear)
+                ]
                 raise ValueError(
-                    f"the attention has no linear layer {name!r}; it has "
-                    f"{[n for n, m in attn.named_children() if isinstance(m, nn.Linear)]}"
+                    f"the attention has no linear layer {name!r}; it has {linear}"
                 )
             layer = LoRALinear(base, rank, alpha)
             setattr(attn, name, layer)

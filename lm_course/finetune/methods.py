@@ -41,7 +41,7 @@ def setup(
     rank: int = 8,
     seed: int = 0,
 ) -> Classifier:
-    """A :class:`Classifier` on a copy of ``trunk``, with ``method``'s weights trainable.
+    """A :class:`Classifier` on a copy of ``trunk``; ``method`` decides what trains.
 
     Args:
         trunk: the pretrained trunk (left unchanged).

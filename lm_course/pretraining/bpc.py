@@ -25,7 +25,7 @@ __all__ = ["bits_per_character", "stream_nll"]
 
 
 def bits_per_character(total_nats: float, n_chars: int) -> float:
-    """``total_nats / ln 2 / n_chars``: the text's information per character, in bits."""
+    """``total_nats / ln 2 / n_chars``: a text's information per character, in bits."""
     check_number("total_nats", total_nats, minimum=0)
     check_int("n_chars", n_chars, minimum=1)
     return total_nats / math.log(2) / n_chars
