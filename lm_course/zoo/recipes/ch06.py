@@ -44,7 +44,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "tokens": 1024,
         "train": dict(
             max_steps=1200,
-            lr=5e-3,
+            lr=3e-3,
             warmup_steps=100,
             eval_every=200,
             eval_batches=10,
