@@ -1,4 +1,4 @@
-"""Translation data: simplification, grouping, a split with no leaks, tokens, batches."""
+"""Translation data: simplification, grouping, a leak-free split, tokens, batches."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The translator's pieces on an untrained model: translate, score, cross-attention maps,
+"""The translator on an untrained model: translate, score, cross-attention maps,
 and the attention plot (with and without a Chinese font)."""
 
 from __future__ import annotations
