@@ -92,7 +92,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
             "model": dict(block_size=128, n_layer=2, n_head=4, d_model=128),
             "batch_size": 16,
             "train": dict(
-                max_steps=700, lr=5e-3, warmup_steps=50, eval_every=100, **_ADAMW
+                max_steps=400, lr=5e-3, warmup_steps=40, eval_every=100, **_ADAMW
             ),
         },
         "gpu": {
