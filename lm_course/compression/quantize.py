@@ -107,7 +107,10 @@ def int_matmul(a: Tensor, b: Tensor) -> Tensor:
             return torch._int_mm(a, b)
         except RuntimeError:  # no int8 kernel on this device or build
             pass
-    return a.to(torch.int32) @ b.to(torch.int32)
+    if a.device.type == "cpu":
+        return a.to(torch.int32) @ b.to(torch.int32)
+    # GPUs multiply no int32 matrices; float64 holds these sums exactly (below 2**53).
+    return (a.double() @ b.double()).to(torch.int32)
 
 
 class Int8Linear(nn.Module):
