@@ -1,4 +1,7 @@
-"""The course's command line: ``python -m lm_course {train,generate,bench}``.
+"""The course's command line: ``python -m lm_course COMMAND``.
+
+Commands: ``train``, ``generate``, ``bench``, ``translate`` (chapter 6) and ``speedrun``
+(chapter 8's challenge); ``python -m lm_course COMMAND --help`` describes each.
 
 Every error the course raises on purpose (a bad argument, missing or damaged data, a
 busy or damaged run folder, a diverged run) is printed as one ``error: ...`` line with
@@ -20,6 +23,7 @@ import torch
 from . import charlm
 from .data import DataIntegrityError, DataUnavailableError
 from .presets import PRESETS, get_preset
+from .speedrun import add_speedrun_parser
 from .training import RunFolderBusy, Terminated, TrainingDiverged
 from .training.device import pick_device
 from .training.runfolder import check_run_folder
@@ -209,6 +213,7 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_bench)
 
     add_translate_parser(sub)
+    add_speedrun_parser(sub)
     return main
 
 

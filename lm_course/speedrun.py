@@ -263,6 +263,7 @@ def run(
 
 def _command(args: argparse.Namespace) -> None:
     if args.threads is not None:
+        check_int("threads", args.threads, minimum=1)
         torch.set_num_threads(args.threads)
     preset = load_recipe(args.recipe) if args.recipe else get_preset(args.preset)
     entry = run(preset, args.budget_s, args.device, args.seed)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm_course import speedrun
+from lm_course import cli, speedrun
 from lm_course.models.gpt import GPT, GPTConfig
 from lm_course.presets import get_preset
 
@@ -31,9 +31,7 @@ def _recipe(tmp_path: Path, data: object, name: str = "mine") -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser()
-    speedrun.add_speedrun_parser(main.add_subparsers(dest="command", required=True))
-    return main
+    return cli.parser()  # the command line readers use
 
 
 def test_a_recipe_file_becomes_a_preset_and_its_hash_names_it(tmp_path: Path) -> None:
@@ -105,3 +103,21 @@ def test_the_default_is_the_cpu_preset() -> None:
     assert args.preset == "cpu" and args.recipe is None
     assert args.budget_s == speedrun.DEFAULT_BUDGET_S
     assert speedrun.recipe_hash(get_preset("cpu"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--threads", "0"], "threads"),
+        (["--budget-s", "0"], "budget_s"),
+        (["--preset", "cpu", "--recipe", "missing.json"], "missing.json"),
+    ],
+)
+def test_bad_arguments_print_one_error_line(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["speedrun", *argv])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0]
