@@ -39,7 +39,7 @@ def setup(seed: int = 0, *, threads: int | None = None) -> torch.device:
     try:  # PNG, not SVG: SVG embeds a date and the test of stored outputs compares it.
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
-        # "retina": PNG at twice the pixels of its display size, sharp on laptop screens.
+        # "retina": PNG at twice the pixels of its display size, sharp on laptops.
         set_matplotlib_formats("retina")
     except ImportError:
         pass

@@ -1,10 +1,11 @@
 """Open the built book in a web browser, but only where that is safe, and never block.
 
-``make book`` ends with ``python -m lm_course.open_book _build/html/index.html``. On macOS the
-page opens with ``open``; on Linux only when a graphical session is present (``DISPLAY`` or
-``WAYLAND_DISPLAY``), through :mod:`webbrowser`. Anywhere else (a server, CI, a container, a
-terminal-only session) it does nothing: printing the path is ``make book``'s job. It always
-exits with status 0, so a missing browser never fails the build.
+``make book`` ends with ``python -m lm_course.open_book _build/html/index.html``. On
+macOS the page opens with ``open``; on Linux only when a graphical session is present
+(``DISPLAY`` or ``WAYLAND_DISPLAY``), through :mod:`webbrowser`. Anywhere else (a
+server, CI, a container, a terminal-only session) it does nothing: printing the path is
+``make book``'s job. It always exits with status 0, so a missing browser never fails
+the build.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def can_open_browser(
 
 
 def _would_block(browser: webbrowser.BaseBrowser) -> bool:
-    """Return True for console browsers (lynx, w3m, elinks...), which run in the foreground."""
+    """True for console browsers (lynx, w3m, elinks...), which run in the foreground."""
     if isinstance(browser, webbrowser.UnixBrowser):
         return not browser.background
     return isinstance(browser, webbrowser.GenericBrowser) and not isinstance(
@@ -47,7 +48,9 @@ def _would_block(browser: webbrowser.BaseBrowser) -> bool:
 
 
 def open_book(path: str | Path) -> bool:
-    """Open ``path`` (an HTML file) in a browser when it safely can; return whether it tried.
+    """Open ``path`` (an HTML file) in a browser when it safely can.
+
+    Returns whether it tried.
 
     Never raises for a missing browser and never waits for the browser to exit.
     """
@@ -72,7 +75,7 @@ def open_book(path: str | Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point: ``python -m lm_course.open_book PATH``. Always returns 0."""
+    """Command line: ``python -m lm_course.open_book PATH``. Always returns 0."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m lm_course.open_book PATH", file=sys.stderr)

@@ -1,9 +1,10 @@
 """Re-execute notebooks and store clean, deterministic outputs (``make notebooks``).
 
 Follows the course's recipe: one thread, progress bars off, no timing metadata, streams
-coalesced, then ``nbstripout --keep-output`` so a second run gives no diff. The wall-clock
-time of each notebook is recorded in ``book/generated/notebook_timings.json`` and rendered
-as a table in ``book/generated/notebook_timings.md``, which the preface includes.
+coalesced, then ``nbstripout --keep-output`` so a second run gives no diff. The
+wall-clock time of each notebook is recorded in ``book/generated/notebook_timings.json``
+and rendered as a table in ``book/generated/notebook_timings.md``, which the preface
+includes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ TIMINGS_MD = ROOT / "book" / "generated" / "notebook_timings.md"
 
 
 def machine_label() -> str:
-    """Where the notebooks ran, e.g. ``"2-core CPU (x86_64), 1 thread"`` or the GPU's name."""
+    """Where notebooks ran: ``"2-core CPU (x86_64), 1 thread"`` or the GPU's name."""
     if torch.cuda.is_available():
         return f"GPU: {torch.cuda.get_device_name(0)}"
     threads = int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
@@ -127,7 +128,7 @@ def write_table() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m lm_course.regenerate notebooks/01_background.ipynb ...``."""
+    """Command line: ``python -m lm_course.regenerate notebooks/NN_name.ipynb ...``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument(

@@ -16,7 +16,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The offline copies of the course's data (``LM_COURSE_DATA`` or ``../shared/data``)."""
+    """The offline copies of the data (``LM_COURSE_DATA`` or ``../shared/data``)."""
     root = Path(os.environ.get("LM_COURSE_DATA", SHARED_DATA))
     if not (root / "tinyshakespeare" / "input.txt").is_file():
         pytest.skip(

@@ -26,7 +26,8 @@ def _tool(name: str) -> str:
     found = str(path) if path.exists() else shutil.which(name)
     if not found:
         pytest.skip(
-            f"{name} is not installed; install the test extras: pip install -e '.[test]'"
+            f"{name} is not installed; install the test extras: "
+            "pip install -e '.[test]'"
         )
     return found
 
@@ -126,7 +127,7 @@ def test_readme_commands_exist() -> None:
 
 
 def test_book_is_published_to_github_pages_on_every_push_to_main() -> None:
-    """The publishing workflow: trigger, permissions, the book's tools, build, deploy."""
+    """The publishing workflow: trigger, permissions, the tools, build, deploy."""
     import yaml
 
     try:

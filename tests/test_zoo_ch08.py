@@ -1,4 +1,4 @@
-"""Chapter 8's recipes: the student three ways, the size sweep, equal-time step counts."""
+"""Chapter 8's recipes: the student three ways, the size sweep, equal-time steps."""
 
 from __future__ import annotations
 

@@ -64,7 +64,9 @@ def solution_rms_norm(x: Tensor, gain: Tensor, eps: float = 1e-5) -> Tensor:
 def solution_layer_norm(
     x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
 ) -> Tensor:
-    """LayerNorm of the vectors of ``x``: ``gamma * (x - mean) / sqrt(var + eps) + beta``.
+    """LayerNorm of the vectors of ``x``.
+
+    ``gamma * (x - mean) / sqrt(var + eps) + beta``.
 
     Args:
         x: ``(..., d)``, floating point.
@@ -137,7 +139,9 @@ def solution_pre_ln_block(
 
 
 def solution_mean_attention_distance(weights: Tensor) -> Tensor:
-    """How far each head looks: the mean over batch and queries of ``sum_j w_ij |i - j|``.
+    """How far each head looks.
+
+    The mean over batch and queries of ``sum_j w_ij |i - j|``.
 
     Args:
         weights: attention weights ``(batch, heads, seq, seq)``, each row (query ``i``)

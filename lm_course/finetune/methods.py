@@ -1,6 +1,7 @@
 """Five ways to adapt a trunk to a task, set up in one call.
 
-* ``"full"`` -- full fine-tuning (全量微调): every weight trains, from pretrained values;
+* ``"full"`` -- full fine-tuning (全量微调): every weight trains, from pretrained
+  values;
 * ``"probe"`` -- a linear probe: the trunk is frozen, only the head trains;
 * ``"adapters"`` -- Houlsby adapters, layer norms and the head train;
 * ``"lora"`` -- LoRA on the attention projections, and the head, train;

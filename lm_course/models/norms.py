@@ -11,7 +11,8 @@ features on its own (no statistics across the batch or the positions).
   their standard deviation, then a learned gain and bias. Every output vector has mean
   ``beta`` and standard deviation ``gamma`` (per feature) before the model changes them.
 * :class:`RMSNorm` -- Zhang and Sennrich (2019), used by most current large models:
-  LayerNorm without the centring and without the bias, ``g * h / sqrt(mean(h^2) + eps)``.
+  LayerNorm without the centring and without the bias,
+  ``g * h / sqrt(mean(h^2) + eps)``.
   Since ``sqrt(mean(h^2)) = |h| / sqrt(d)``, it is the article's formula times
   ``sqrt(d)`` times a learned gain (the ``eps`` sits in another place).
 
@@ -66,9 +67,9 @@ class L2Norm(nn.Module):
 class LayerNorm(nn.Module):
     """Layer normalisation: ``gamma * (h - mean) / sqrt(var + eps) + beta``.
 
-    ``(..., d)`` -> ``(..., d)``. The mean and the (biased, divide-by-``d``) variance are
-    taken over the ``d`` features of each vector. ``gamma`` starts at 1 and ``beta`` at
-    0; ``bias=False`` leaves ``beta`` out (as the course's GPT does).
+    ``(..., d)`` -> ``(..., d)``. The mean and the (biased, divide-by-``d``) variance
+    are taken over the ``d`` features of each vector. ``gamma`` starts at 1 and
+    ``beta`` at 0; ``bias=False`` leaves ``beta`` out (as the course's GPT does).
     """
 
     def __init__(self, d: int, eps: float = 1e-5, bias: bool = True) -> None:
@@ -80,7 +81,7 @@ class LayerNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(d)) if has_bias else None
 
     def forward(self, h: Tensor) -> Tensor:
-        """``(..., d)`` -> ``(..., d)``: centred, scaled to unit variance, then affine."""
+        """``(..., d)`` -> ``(..., d)``: centred, scaled to unit variance, affine."""
         _check_input(h, self.d, "LayerNorm")
         mean = h.mean(dim=-1, keepdim=True)  # (..., 1)
         var = (h - mean).pow(2).mean(dim=-1, keepdim=True)  # biased: divide by d
@@ -104,7 +105,7 @@ class RMSNorm(nn.Module):
         self.gain = nn.Parameter(torch.ones(d))
 
     def forward(self, h: Tensor) -> Tensor:
-        """``(..., d)`` -> ``(..., d)``, each vector scaled to a root mean square of 1."""
+        """``(..., d)`` -> ``(..., d)``, each vector scaled to root mean square 1."""
         _check_input(h, self.d, "RMSNorm")
         rms = torch.sqrt(h.pow(2).mean(dim=-1, keepdim=True) + self.eps)  # (..., 1)
         return self.gain * h / rms

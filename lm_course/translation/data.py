@@ -14,9 +14,9 @@ no English and no Chinese sentence of the test set was seen in training.
 Tatoeba also mixes simplified (说法语) and traditional (說法語) characters, even within
 one sentence's translations. Every Chinese sentence is converted to simplified
 characters with ``zhconv`` (the character and phrase tables MediaWiki uses for the
-Chinese Wikipedia) before anything else, so 說法語 and 说法语 are one sentence, one group
-and one set of characters. The ``translate`` command converts its input the same way,
-so a reader may type either script.
+Chinese Wikipedia) before anything else, so 說法語 and 说法语 are one sentence, one
+group and one set of characters. The ``translate`` command converts its input the
+same way, so a reader may type either script.
 """
 
 from __future__ import annotations
