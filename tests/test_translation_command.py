@@ -1,5 +1,9 @@
 """``python -m lm_course translate``: stdin to stdout, empty lines, unknown characters,
-cold and warm model cache. Uses the seconds-long ``ch06-translator-tiny`` recipe."""
+cold and warm model cache. Uses the seconds-long ``ch06-translator-tiny`` recipe.
+
+The command is launched as a reader launches it, ``python -m lm_course translate``, in
+a fresh process: a cold cache trains the model (saying so on stderr), and the ready
+models folder ``LM_COURSE_MODELS``, pointed at that cache, serves it afterwards."""
 
 from __future__ import annotations
 
@@ -17,15 +21,6 @@ from lm_course.translation.translator import bleu, load_translator, recipe_for
 
 TINY = "ch06-translator-tiny"
 ROOT = Path(__file__).resolve().parents[1]
-# The command run on its own parser, as cli.py wires it (``sub`` = its subparsers).
-LAUNCH = (
-    "import argparse, sys\n"
-    "from lm_course.translation.command import add_translate_parser\n"
-    "main = argparse.ArgumentParser()\n"
-    "add_translate_parser(main.add_subparsers(dest='command', required=True))\n"
-    "args = main.parse_args(sys.argv[1:])\n"
-    "args.func(args)\n"
-)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +29,9 @@ def cache(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-def _env(cache: Path, data: Path, progress: bool = False) -> dict[str, str]:
+def _env(
+    cache: Path, data: Path, progress: bool = False, models: Path | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LM_COURSE")}
     env.update(
         LM_COURSE_CACHE=str(cache),
@@ -43,15 +40,24 @@ def _env(cache: Path, data: Path, progress: bool = False) -> dict[str, str]:
         OMP_NUM_THREADS="1",
         PYTHONPATH=str(ROOT),
     )
+    if models is not None:
+        env["LM_COURSE_MODELS"] = str(models)
     return env
 
 
-def _run(cache: Path, data: Path, stdin: bytes, progress: bool = False):  # noqa: ANN202
+def _run(  # noqa: ANN202
+    cache: Path,
+    data: Path,
+    stdin: bytes,
+    progress: bool = False,
+    models: Path | None = None,
+):
+    command = ["translate", "--recipe", TINY, "--beam", "2"]
     return subprocess.run(
-        [sys.executable, "-c", LAUNCH, "translate", "--recipe", TINY, "--beam", "2"],
+        [sys.executable, "-m", "lm_course", *command],
         input=stdin,
         capture_output=True,
-        env=_env(cache, data, progress),
+        env=_env(cache, data, progress, models),
         cwd=ROOT,
         timeout=300,
         check=False,
@@ -59,7 +65,7 @@ def _run(cache: Path, data: Path, stdin: bytes, progress: bool = False):  # noqa
 
 
 def test_cold_then_warm_cache_give_the_same_translations(
-    cache: Path, shared_data: Path
+    cache: Path, shared_data: Path, tmp_path: Path
 ) -> None:
     text = "我不会说法语。\n\n你好。\n我不會說法語。\n".encode()
     cold = _run(cache, shared_data, text, progress=True)
@@ -74,6 +80,14 @@ def test_cold_then_warm_cache_give_the_same_translations(
     assert warm.returncode == 0, warm.stderr.decode()
     assert "Training" not in warm.stderr.decode()
     assert warm.stdout == cold.stdout
+    # The ready-models folder: the filled cache's models, read only, and an empty
+    # writable cache -- nothing is trained, and the translations are the same.
+    empty = tmp_path / "empty-cache"
+    ready = _run(empty, shared_data, text, progress=True, models=cache / "models")
+    assert ready.returncode == 0, ready.stderr.decode()
+    assert "Training" not in ready.stderr.decode()
+    assert ready.stdout == cold.stdout
+    assert not (empty / "models").exists() or not any((empty / "models").glob("ch*"))
 
 
 def test_unknown_characters_and_bad_bytes_do_not_stop_it(

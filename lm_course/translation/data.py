@@ -25,8 +25,6 @@ import random
 import unicodedata
 from dataclasses import dataclass
 
-import zhconv
-
 from ..checks import check_int, check_number
 from ..data import tatoeba_cmn_eng
 
@@ -44,6 +42,10 @@ def simplify(text: str) -> str:
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a string, got {type(text).__name__}")
+    # Imported here: loading any recipe imports this module, and only Chinese text
+    # needs the conversion tables.
+    import zhconv
+
     return zhconv.convert(unicodedata.normalize("NFKC", text), "zh-cn").strip()
 
 

@@ -20,7 +20,6 @@ import torch
 from ...models.seq2seq import EncoderDecoder, Seq2SeqConfig
 from ...training import History, TrainConfig, train
 from ...translation.batches import PairBatches
-from ...translation.data import tatoeba_splits
 from ...translation.vocab import Vocab, tokenize_en, tokenize_zh
 from ..recipe import Recipe, register
 
@@ -93,6 +92,10 @@ def fit(
     model: EncoderDecoder, config: dict[str, Any], seed: int, device: torch.device
 ) -> tuple[History, dict[str, Any]]:
     """Train on the grouped Tatoeba split; metrics: validation loss and vocabularies."""
+    # Imported here, not at the top: the registry imports every recipe module, and
+    # the split needs zhconv, which only translation uses.
+    from ...translation.data import tatoeba_splits
+
     splits = tatoeba_splits()
     src_vocab, tgt_vocab = vocabularies(splits.train, config["min_count"])
     sizes = (len(src_vocab), len(tgt_vocab))
