@@ -14,7 +14,9 @@ from lm_course import zoo
 from lm_course.applications import (
     CharTokenizer,
     adjusted_share,
+    continuation_ids,
     continue_prompt,
+    drifting_stream,
     expected_calibration_error,
     fit_temperature,
     lead,
@@ -223,6 +225,8 @@ def test_continue_prompt_is_seeded_and_stops_at_eos() -> None:
     greedy = continue_prompt(model, v, "hello", 8, samples=2, greedy=True)  # type: ignore[arg-type]
     assert greedy[0] == greedy[1]
     assert all(len(t) <= 8 for t in a)
+    full = continuation_ids(model, v, "hello", 8, samples=2, stop_at_eos=False)  # type: ignore[arg-type]
+    assert [len(row) for row in full] == [8, 8]
     model.lm_head = torch.nn.Linear(16, 64)  # eos is always the likeliest: stop at once
     with torch.no_grad():
         model.lm_head.weight.zero_()
@@ -285,3 +289,18 @@ def test_sentiment_recipe_fine_tunes_the_chapter5_trunk(
         assert torch.equal(a, b)
     splits = ch06_sentiment.review_splits()
     assert [len(splits[s][0]) for s in ("train", "val", "test")] == [8530, 1066, 1066]
+
+
+def test_drifting_stream_has_the_shares_it_was_asked_for() -> None:
+    labels = torch.tensor([1] * 560 + [0] * 506)
+    shares = [0.6, 0.6, 0.35, 0.2, 0.35, 0.6]
+    order = drifting_stream(labels, shares, 150, seed=3)
+    assert order.shape == (900,) and order.dtype == torch.long
+    assert len(set(order.tolist())) == 900  # each item at most once
+    got = labels[order].view(6, 150).double().mean(1)
+    assert got.tolist() == pytest.approx([round(s * 150) / 150 for s in shares])
+    assert torch.equal(order, drifting_stream(labels, shares, 150, seed=3))
+    with pytest.raises(ValueError, match="positives"):
+        drifting_stream(labels, [1.0] * 4, 150)
+    with pytest.raises(ValueError, match="shares"):
+        drifting_stream(labels, [1.5], 10)

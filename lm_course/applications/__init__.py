@@ -8,10 +8,16 @@
   it repeats itself.
 """
 
-from .continuations import continue_prompt, prompt_ids, repeated_ngram_share
+from .continuations import (
+    continuation_ids,
+    continue_prompt,
+    prompt_ids,
+    repeated_ngram_share,
+)
 from .monitoring import (
     Reliability,
     adjusted_share,
+    drifting_stream,
     expected_calibration_error,
     fit_temperature,
     reliability,
@@ -30,7 +36,9 @@ __all__ = [
     "CharTokenizer",
     "Reliability",
     "adjusted_share",
+    "continuation_ids",
     "continue_prompt",
+    "drifting_stream",
     "expected_calibration_error",
     "fit_temperature",
     "lead",

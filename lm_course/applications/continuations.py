@@ -6,8 +6,9 @@ gives one distribution over the next token, but in how a token is picked from it
 (:mod:`lm_course.generation`): sampling draws from it, greedy decoding takes its
 largest entry and is deterministic -- and then tends to loop. Two helpers:
 
-* :func:`continue_prompt` -- continuations of one prompt, as text, framed the way the
-  model was pretrained (a document starts after ``eos`` and ends with one);
+* :func:`continue_prompt` (and :func:`continuation_ids`) -- continuations of one
+  prompt, framed the way the model was pretrained (a document starts after ``eos``
+  and ends with one);
 * :func:`repeated_ngram_share` -- the share of a text's n-grams that already occurred
   earlier in it: 0 for text that never repeats itself, near 1 for a loop.
 """
@@ -23,7 +24,12 @@ from ..generation import generate
 from ..models.gpt import GPT
 from ..pretraining.vocab import Vocab
 
-__all__ = ["continue_prompt", "prompt_ids", "repeated_ngram_share"]
+__all__ = [
+    "continuation_ids",
+    "continue_prompt",
+    "prompt_ids",
+    "repeated_ngram_share",
+]
 
 
 def prompt_ids(vocab: Vocab, prompt: str, room: int, suffix: str = "") -> list[int]:
@@ -43,7 +49,7 @@ def prompt_ids(vocab: Vocab, prompt: str, room: int, suffix: str = "") -> list[i
     return [vocab.eos, *vocab.encode(prompt)[:keep], *cue]
 
 
-def continue_prompt(
+def continuation_ids(
     model: GPT,
     vocab: Vocab,
     prompt: str,
@@ -55,13 +61,16 @@ def continue_prompt(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int = 0,
-) -> list[str]:
-    """``samples`` continuations of ``prompt`` (+ ``suffix``), each cut at ``eos``.
+    stop_at_eos: bool = True,
+) -> list[list[int]]:
+    """The new piece ids of ``samples`` continuations of ``prompt`` (+ ``suffix``).
 
     The prompt is framed as in pretraining (``eos`` first) and cut, with
     :func:`prompt_ids`, so that it and the new tokens fit the model's context. The
     samples are drawn in one batch from a generator seeded with ``seed``, so the same
-    call always gives the same texts. Returns ``samples`` strings.
+    call always gives the same ids. With ``stop_at_eos`` each row ends before its
+    first ``eos`` (the end of a document); without, every row has ``max_new_tokens``
+    ids, ``eos`` included where the model wrote it.
     """
     if not isinstance(model, GPT):
         raise TypeError(f"model must be a GPT, got {describe(model)}")
@@ -79,15 +88,45 @@ def continue_prompt(
         greedy=greedy,
         temperature=temperature,
         top_k=top_k,
-        stop_tokens=[vocab.eos],
+        stop_tokens=[vocab.eos] if stop_at_eos else None,
         generator=generator,
     )
-    texts = []
-    for row in out[:, len(ids) :].tolist():
-        if vocab.eos in row:
-            row = row[: row.index(vocab.eos)]
-        texts.append(vocab.decode(row))
-    return texts
+    rows = out[:, len(ids) :].tolist()
+    if stop_at_eos:
+        rows = [
+            row[: row.index(vocab.eos)] if vocab.eos in row else row for row in rows
+        ]
+    return rows
+
+
+def continue_prompt(
+    model: GPT,
+    vocab: Vocab,
+    prompt: str,
+    max_new_tokens: int,
+    *,
+    samples: int = 1,
+    suffix: str = "",
+    greedy: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> list[str]:
+    """``samples`` continuations of ``prompt`` (+ ``suffix``) as text, each cut at
+    ``eos``: :func:`continuation_ids`, decoded."""
+    rows = continuation_ids(
+        model,
+        vocab,
+        prompt,
+        max_new_tokens,
+        samples=samples,
+        suffix=suffix,
+        greedy=greedy,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed,
+    )
+    return [vocab.decode(row) for row in rows]
 
 
 def repeated_ngram_share(tokens: Sequence[str | int], n: int = 3) -> float:

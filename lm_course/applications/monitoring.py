@@ -2,8 +2,10 @@
 confidence can be trusted.
 
 A monitor does not care about one review; it watches the *share* of positive ones move
-over time, and it acts on the classifier's confidence. Three tools:
+over time, and it acts on the classifier's confidence. The tools:
 
+* :func:`drifting_stream` -- labelled items reordered into a stream whose true share
+  of positives moves, so that a monitor can be scored against the truth;
 * :func:`rolling_share` -- the share of ones in a sliding window over a stream;
 * :func:`adjusted_share` -- the share a classifier counts, corrected for its known
   error rates (adjusted classify-and-count, Forman 2008): a classifier that misses
@@ -29,6 +31,7 @@ from ..checks import check_int, check_number, describe
 __all__ = [
     "Reliability",
     "adjusted_share",
+    "drifting_stream",
     "expected_calibration_error",
     "fit_temperature",
     "reliability",
@@ -183,3 +186,48 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
             b = low + ratio * (high - low)
             fb = loss(b)
     return math.exp((low + high) / 2)
+
+
+def drifting_stream(
+    labels: Tensor, shares: list[float], segment: int, seed: int = 0
+) -> Tensor:
+    """An order of the items of ``labels`` ``(n,)`` (0/1) whose positive share drifts.
+
+    The stream is ``len(shares)`` segments of ``segment`` items; segment ``s`` holds
+    ``round(shares[s] * segment)`` positives, drawn without replacement, and the rest
+    negatives, shuffled within the segment. Returns ``(len(shares) * segment,)`` long
+    indices into ``labels``: a simulated stream in which the true share is known.
+    """
+    y = _vector("labels", labels)
+    check_int("segment", segment, minimum=1)
+    check_int("seed", seed, minimum=0)
+    if not shares:
+        raise ValueError("shares must hold at least one share")
+    for share in shares:
+        check_number("shares[...]", share, minimum=0, maximum=1)
+    g = torch.Generator().manual_seed(seed)
+    pools = [
+        (y == value)
+        .nonzero()
+        .squeeze(1)[torch.randperm(int((y == value).sum()), generator=g)]
+        for value in (0, 1)
+    ]
+    wanted = [round(s * segment) for s in shares]
+    need = (sum(segment - w for w in wanted), sum(wanted))
+    if need[0] > pools[0].numel() or need[1] > pools[1].numel():
+        raise ValueError(
+            f"the stream needs {need[1]} positives and {need[0]} negatives; labels "
+            f"has {pools[1].numel()} and {pools[0].numel()}"
+        )
+    taken = [0, 0]
+    order = []
+    for positives in wanted:
+        part = torch.cat(
+            [
+                pools[0][taken[0] : taken[0] + segment - positives],
+                pools[1][taken[1] : taken[1] + positives],
+            ]
+        )
+        taken = [taken[0] + segment - positives, taken[1] + positives]
+        order.append(part[torch.randperm(segment, generator=g)])
+    return torch.cat(order)
