@@ -35,9 +35,11 @@ from .presets import get_preset
 from .training import TrainConfig, train
 from .training.device import describe_device, pick_device
 
-TARGETS = {  # the course's targets on a 2-core CPU (see the README)
-    "train_tokens_per_s": 18_000,
-    "val_loss_at_budget": 1.75,
+# The course's targets on a 2-core CPU (see the README). Throughput has no absolute
+# target: machines differ too much. Its target is relative (1.4x an earlier version of
+# the course, measured side by side in one run), so the README compares two runs.
+TARGETS = {
+    "val_loss_at_budget": 1.60,
     "kv_cache_speedup": 5.0,
 }
 
@@ -230,8 +232,6 @@ def run(
 def table(result: dict[str, Any]) -> str:
     """The result as a Markdown table, with the targets and whether each is met."""
     met = {
-        "train_tokens_per_s": result["train_tokens_per_s"]
-        >= TARGETS["train_tokens_per_s"],
         "val_loss_at_budget": result["val_loss_at_budget"]
         <= TARGETS["val_loss_at_budget"],
         "kv_cache_speedup": result["kv_cache_speedup"] >= TARGETS["kv_cache_speedup"],
@@ -240,8 +240,8 @@ def table(result: dict[str, Any]) -> str:
         (
             "training tokens/s, reference config",
             f"{result['train_tokens_per_s']:,}",
-            f">= {TARGETS['train_tokens_per_s']:,}",
-            met["train_tokens_per_s"],
+            "",
+            None,
         ),
         (
             "model FLOP utilisation (vs measured matmul)",
