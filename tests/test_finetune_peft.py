@@ -161,7 +161,7 @@ def test_sentence_batches_and_accuracy() -> None:
 
     texts = ["a good film", "a bad film", "good fun", "bad and dull"] * 10
     labels = [1, 0, 1, 0] * 10
-    vocab = Vocab.train(texts, 18)
+    vocab = Vocab.train(texts, 16)  # small enough for every sentencepiece >= 0.2
     batches = SentenceBatches(vocab, {"train": (texts, labels)}, 8, max_len=6)
     ids, keep, y = batches("train", torch.Generator().manual_seed(0))
     assert ids.shape[0] == 8 and ids.shape == keep.shape and ids.shape[1] <= 6
