@@ -23,11 +23,12 @@ from .freeze import (
 from .heads import POOLINGS, Classifier, pool
 from .linear import BagOfWords, LogisticRegression, fit_logistic_regression
 from .lora import LoRALinear, add_lora
-from .methods import METHODS, setup
+from .methods import METHODS, fine_tuning_config, setup
 from .prompting import TEMPLATE, few_shot_prompt, option_logprobs
 
 __all__ = [
     "METHODS",
+    "fine_tuning_config",
     "POOLINGS",
     "TEMPLATE",
     "Adapted",

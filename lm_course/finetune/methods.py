@@ -20,7 +20,7 @@ import torch
 from ..checks import check_choice
 from ..models.encoder import TransformerEncoder
 from ..models.gpt import GPT
-from ..training import seed_torch
+from ..training import TrainConfig, seed_torch
 from .adapters import add_adapters
 from .freeze import layer_norms, train_only
 from .heads import Classifier
@@ -79,3 +79,23 @@ def setup(
             for layer in layers:  # the frozen base stays frozen
                 layer.base.requires_grad_(False)
     return model.train()
+
+
+def fine_tuning_config(
+    steps: int, lr: float, device: str | torch.device, seed: int
+) -> TrainConfig:
+    """The course's fine-tuning schedule: ``steps`` steps of AdamW at ``lr``.
+
+    A tenth of the steps warm up, weight decay is light (0.01) and nothing is
+    evaluated during training: each task scores its model afterwards.
+    """
+    return TrainConfig(
+        max_steps=steps,
+        lr=lr,
+        warmup_steps=steps // 10,
+        eval_batches=0,
+        log_every=10,
+        weight_decay=0.01,
+        device=str(device),
+        seed=seed,
+    )

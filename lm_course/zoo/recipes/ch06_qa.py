@@ -34,9 +34,10 @@ from ...applications.qa import (
 from ...checks import check_choice
 from ...data import xquad
 from ...data.loaders import QAExample
+from ...finetune import fine_tuning_config
 from ...models.encoder import EncoderConfig, TransformerEncoder
 from ...pretraining.vocab import Vocab
-from ...training import History, TrainConfig, pick_device, train
+from ...training import History, pick_device, train
 from ..loader import Record, load
 from ..recipe import Recipe, get_recipe, register
 from .ch05 import ENCODER, load_vocab
@@ -108,16 +109,7 @@ def fit(
     rows = [r for r in windows(vocab, train_part, max_len, **window) if r.start > 0]
     batches = SpanBatches(vocab, {"train": rows}, config["batch_size"])
     steps = config["steps"]
-    settings = TrainConfig(
-        max_steps=steps,
-        lr=config["lr"],
-        warmup_steps=steps // 10,
-        eval_batches=0,
-        log_every=10,
-        weight_decay=0.01,
-        device=str(device),
-        seed=seed,
-    )
+    settings = fine_tuning_config(steps, config["lr"], device, seed)
     history = train(model, batches, settings, loss_fn=span_loss)
     test_rows = windows(vocab, test_part, max_len, **window)
     answers = predict(model, vocab, test_part, test_rows, config["max_answer"])

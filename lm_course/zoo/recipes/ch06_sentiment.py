@@ -19,10 +19,16 @@ from typing import Any, NamedTuple
 import torch
 
 from ...data import sentence_polarity
-from ...finetune import Classifier, SentenceBatches, accuracy, setup
+from ...finetune import (
+    Classifier,
+    SentenceBatches,
+    accuracy,
+    fine_tuning_config,
+    setup,
+)
 from ...models.encoder import EncoderConfig, TransformerEncoder
 from ...pretraining.vocab import Vocab
-from ...training import History, TrainConfig, pick_device, train
+from ...training import History, pick_device, train
 from ..loader import Record, load
 from ..recipe import Recipe, get_recipe, register
 from .ch05 import ENCODER, load_vocab
@@ -100,16 +106,7 @@ def fit(
         vocab, {"train": data["train"]}, config["batch_size"], config["max_len"]
     )
     steps = config["steps"]
-    settings = TrainConfig(
-        max_steps=steps,
-        lr=config["lr"],
-        warmup_steps=steps // 10,
-        eval_batches=0,
-        log_every=10,
-        weight_decay=0.01,
-        device=str(device),
-        seed=seed,
-    )
+    settings = fine_tuning_config(steps, config["lr"], device, seed)
     history = train(model, batches, settings)
     metrics = {
         split: accuracy(model, vocab, *data[split], config["max_len"])
