@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from zoo_helpers import tiny_ch05_encoder
 
 from lm_course import zoo
 from lm_course.applications import (
@@ -29,7 +30,6 @@ from lm_course.applications import (
     split_sentences,
 )
 from lm_course.models.gpt import GPT, GPTConfig
-from lm_course.zoo import recipe as recipe_module
 
 # --------------------------------------------------------------------- monitoring
 
@@ -241,23 +241,10 @@ def test_continue_prompt_is_seeded_and_stops_at_eos() -> None:
 def test_sentiment_recipe_fine_tunes_the_chapter5_trunk(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lm_course.zoo.recipes import ch05, ch06_sentiment
+    from lm_course.zoo.recipes import ch06_sentiment
 
-    monkeypatch.setenv("LM_COURSE_DATA", str(shared_data))
-    monkeypatch.setenv("LM_COURSE_CACHE", str(tmp_path))
-    monkeypatch.setenv("LM_COURSE_PROGRESS", "0")
-    monkeypatch.delenv("LM_COURSE_MODELS", raising=False)
-    zoo.recipe_names()  # the test's recipes go into a copy of the registry
-    monkeypatch.setattr(recipe_module, "_REGISTRY", dict(recipe_module._REGISTRY))
-    encoder = ch05.ENCODER["cpu"]
     small = {"max_len": 32, "n_layer": 1, "n_head": 2, "d_model": 16, "dropout": 0.0}
-    config = dict(encoder.config, model=small)
-    config["train"] = {**config["train"], "max_steps": 2, "warmup_steps": 1}
-    config["train"]["eval_every"] = 0
-    trunk = zoo.register(
-        dataclasses.replace(encoder, name="ch05-encoder-test", config=config),
-        replace=True,
-    )
+    trunk = tiny_ch05_encoder(monkeypatch, shared_data, tmp_path, small)
     recipe = ch06_sentiment.SENTIMENT["cpu"]
     sentiment = dict(
         recipe.config, trunk=trunk.name, encoder=small, steps=3, max_len=32

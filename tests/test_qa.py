@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from zoo_helpers import tiny_ch05_encoder
 
 from lm_course import zoo
 from lm_course.applications.qa import (
@@ -27,7 +28,6 @@ from lm_course.data import xquad
 from lm_course.data.loaders import QAExample
 from lm_course.models.encoder import EncoderConfig, TransformerEncoder
 from lm_course.pretraining.vocab import Vocab
-from lm_course.zoo import recipe as recipe_module
 
 SPACE = "\u2581"
 
@@ -272,23 +272,10 @@ def test_split_by_article_shares_no_context(english: list[QAExample]) -> None:
 def test_qa_recipe_trains_and_scores_at_a_tiny_size(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lm_course.zoo.recipes import ch05, ch06_qa
+    from lm_course.zoo.recipes import ch06_qa
 
-    monkeypatch.setenv("LM_COURSE_DATA", str(shared_data))
-    monkeypatch.setenv("LM_COURSE_CACHE", str(tmp_path))
-    monkeypatch.setenv("LM_COURSE_PROGRESS", "0")
-    monkeypatch.delenv("LM_COURSE_MODELS", raising=False)
-    zoo.recipe_names()  # the test's recipes go into a copy of the registry
-    monkeypatch.setattr(recipe_module, "_REGISTRY", dict(recipe_module._REGISTRY))
-    encoder = ch05.ENCODER["cpu"]
     small = {"max_len": 48, "n_layer": 1, "n_head": 2, "d_model": 16, "dropout": 0.0}
-    config = dict(encoder.config, model=small)
-    config["train"] = {**config["train"], "max_steps": 2, "warmup_steps": 1}
-    config["train"]["eval_every"] = 0
-    trunk = zoo.register(
-        dataclasses.replace(encoder, name="ch05-encoder-test", config=config),
-        replace=True,
-    )
+    trunk = tiny_ch05_encoder(monkeypatch, shared_data, tmp_path, small)
     recipe = ch06_qa.QA["ch06-qa-en"]
     qa = dict(recipe.config, trunk=trunk.name, encoder=small, steps=3)
     qa.update(stride=8, max_question=16, questions=40)

@@ -6,8 +6,10 @@ test can count trainings, including those of other processes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -64,3 +66,32 @@ def trainings(log: str | os.PathLike[str]) -> list[str]:
         return []
     with open(log, encoding="utf-8") as handle:
         return handle.read().splitlines()
+
+
+def tiny_ch05_encoder(
+    monkeypatch: Any, data: Path, cache: Path, model: dict[str, Any]
+) -> Recipe:
+    """Register a 2-step copy of chapter 5's encoder recipe of shape ``model``.
+
+    The cache goes to ``cache``, and the test's recipes into a copy of the registry
+    (``monkeypatch`` undoes both), so a recipe built on chapter 5's trunk can be
+    trained end to end in seconds.
+    """
+    from lm_course.zoo import recipe as recipe_module
+    from lm_course.zoo import recipe_names, register
+    from lm_course.zoo.recipes import ch05
+
+    monkeypatch.setenv("LM_COURSE_DATA", str(data))
+    monkeypatch.setenv("LM_COURSE_CACHE", str(cache))
+    monkeypatch.setenv("LM_COURSE_PROGRESS", "0")
+    monkeypatch.delenv("LM_COURSE_MODELS", raising=False)
+    recipe_names()  # load every recipe before the registry is copied
+    monkeypatch.setattr(recipe_module, "_REGISTRY", dict(recipe_module._REGISTRY))
+    encoder = ch05.ENCODER["cpu"]
+    config = dict(encoder.config, model=model)
+    config["train"] = {**config["train"], "max_steps": 2, "warmup_steps": 1}
+    config["train"]["eval_every"] = 0
+    return register(
+        dataclasses.replace(encoder, name="ch05-encoder-test", config=config),
+        replace=True,
+    )
