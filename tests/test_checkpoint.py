@@ -252,6 +252,21 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(
     assert _comparable(resumed_history) == _comparable(straight_history)
 
 
+def test_a_stop_just_after_a_save_reports_that_checkpoint(
+    tmp_path: Path, batches: LMBatches, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C or SIGTERM between a save and the next step has nothing new to save; it
+    still says which checkpoint holds the work (a signal often lands just there)."""
+    config = TrainConfig(
+        max_steps=20, eval_batches=0, checkpoint_every=4, checkpoint_dir=tmp_path, **CPU
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train(make_model(), _Interrupt(batches, 8, 1, KeyboardInterrupt()), config)
+    saved = latest_checkpoint(tmp_path)
+    assert saved.name == "step-000008"
+    assert f"Ctrl-C: stopped after step 8; saved {saved}." in capsys.readouterr().out
+
+
 def test_resuming_with_another_model_shape_is_refused(
     tmp_path: Path, batches: LMBatches
 ) -> None:

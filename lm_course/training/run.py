@@ -52,6 +52,7 @@ class Run:
     history: History
     step: int = 0  # optimizer steps completed
     last_saved: int = 0
+    last_saved_path: Path | None = None  # the checkpoint of step last_saved
     tokens_seen: int | None = 0
     seconds_before: float = 0.0  # training time of earlier calls (a resumed run)
     warmup_end_s: float = 0.0  # when warmup ended, for the time-based schedule
@@ -169,6 +170,7 @@ def prepare(
         history=History.from_dict(state.get("history", {})),
         step=state.get("step", 0),
         last_saved=state.get("step", 0),
+        last_saved_path=found,
         tokens_seen=counters.get("tokens_seen", 0),
         seconds_before=counters.get("elapsed_seconds", 0.0),
         warmup_end_s=counters.get("warmup_end_s", 0.0),

@@ -270,14 +270,17 @@ def _save(run: Run) -> Path:
         )
     except NonFiniteCheckpoint as error:
         raise TrainingDiverged(run.step, error.what, run.guard.causes) from None
-    run.last_saved = run.step
+    run.last_saved, run.last_saved_path = run.step, path
     return path
 
 
 def _save_on_interrupt(run: Run, stop: KeyboardInterrupt) -> None:
-    if not run.saves or run.step == run.last_saved:
+    if not run.saves:
         return
-    path = _save(run)
+    # A signal just after a save finds this step on disk already: report that file.
+    path = _save(run) if run.step != run.last_saved else run.last_saved_path
+    if path is None:  # stopped before the first step: nothing to keep
+        return
     what = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
     print(
         f"\n{what}: stopped after step {run.step}; saved {path}. Call train again "
