@@ -104,6 +104,20 @@ def record(timings: dict[str, float]) -> None:
     write_table()
 
 
+def forget(name: str) -> None:
+    """Drop this machine's recorded time of notebook ``name`` before it is re-run.
+
+    The old time is about to be replaced; left in place, it would make the notebook's
+    own budget check (:func:`lm_course.notebook.show_run_time`) fail on a figure the
+    run is there to correct.
+    """
+    if not TIMINGS_JSON.exists():
+        return
+    table = json.loads(TIMINGS_JSON.read_text())
+    if table.get(name, {}).pop(machine_label(), None) is not None:
+        TIMINGS_JSON.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+
+
 def write_table() -> None:
     """Render ``notebook_timings.json`` as the Markdown table the preface includes.
 
@@ -141,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     for notebook in args.notebooks:
         if not notebook.is_file():
             parser.error(f"no notebook at {notebook}")
+        if not args.no_record:
+            forget(notebook.name)
         seconds = execute(notebook)
         timings[notebook.name] = seconds
         print(f"{notebook}: {seconds:.1f} s", flush=True)
