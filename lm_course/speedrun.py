@@ -277,10 +277,13 @@ def add_speedrun_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="the challenge: lowest validation loss in a fixed time; one JSON line",
         description=__doc__.split("\n\n")[1],
     )
-    p.add_argument(
+    # One or the other: a recipe file silently winning over a preset would score
+    # something the reader did not ask for.
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "--recipe", help="a recipe JSON file (model, batch_size, train); see the docs"
     )
-    p.add_argument(
+    which.add_argument(
         "--preset",
         default="cpu",
         choices=sorted(PRESETS),

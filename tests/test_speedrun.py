@@ -110,7 +110,7 @@ def test_the_default_is_the_cpu_preset() -> None:
     [
         (["--threads", "0"], "threads"),
         (["--budget-s", "0"], "budget_s"),
-        (["--preset", "cpu", "--recipe", "missing.json"], "missing.json"),
+        (["--recipe", "missing.json"], "missing.json"),
     ],
 )
 def test_bad_arguments_print_one_error_line(
@@ -121,3 +121,16 @@ def test_bad_arguments_print_one_error_line(
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and named in err[0]
+
+
+def test_a_recipe_and_a_preset_together_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Either may be given, not both: a file silently winning over ``--preset`` would
+    score a recipe the reader did not ask for. argparse refuses it with its usage."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["speedrun", "--preset", "tiny", "--recipe", "r.json"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert "--recipe: not allowed with argument --preset" in err[-1]
