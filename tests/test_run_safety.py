@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -378,7 +377,7 @@ def test_sigterm_saves_like_ctrl_c(tmp_path: Path, batches: LMBatches) -> None:
     def get_batch(split: str, generator: torch.Generator):
         calls["n"] += 1
         if calls["n"] == 4:
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)  # this thread, at once
         return batches(split, generator)
 
     before = signal.getsignal(signal.SIGTERM)
