@@ -100,8 +100,12 @@ def record(timings: dict[str, float]) -> None:
     label = machine_label()
     for name, seconds in timings.items():
         table.setdefault(name, {})[label] = round(seconds, 1)
-    TIMINGS_JSON.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    _save_record(table)
     write_table()
+
+
+def _save_record(table: dict[str, dict[str, float]]) -> None:
+    TIMINGS_JSON.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
 
 
 def forget(name: str) -> None:
@@ -115,7 +119,7 @@ def forget(name: str) -> None:
         return
     table = json.loads(TIMINGS_JSON.read_text())
     if table.get(name, {}).pop(machine_label(), None) is not None:
-        TIMINGS_JSON.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+        _save_record(table)
 
 
 def write_table() -> None:
