@@ -7,7 +7,9 @@ What it measures, in order:
    2,000 steps with the course's trainer and reports training tokens per second, plus an
    estimated model FLOP utilisation (MFU) against a matrix multiply timed on the same
    device. The wall-clock time of those 2,000 steps is the **budget** (``--budget-s``
-   sets another).
+   sets another). On a CPU with bfloat16 instructions the same 2,000 steps train a
+   second time under bfloat16 autocast, the precision of the course's CPU recipe: its
+   tokens per second and its validation loss show what mixed precision buys and costs.
 2. **Quality in the budget**: the course's default recipe (preset ``cpu`` on a CPU,
    ``gpu`` on CUDA) trains with the trainer's ``time_budget_s``, so its learning-rate
    schedule follows the clock and ends when the budget is used; its validation loss is
@@ -31,7 +33,7 @@ import torch
 from . import charlm
 from .generation import generate
 from .models.gpt import GPT, GPTConfig
-from .presets import get_preset
+from .presets import cpu_precision, get_preset
 from .training import TrainConfig, train
 from .training.device import describe_device, pick_device
 
@@ -97,11 +99,23 @@ def _timed_train(model: GPT, batches: Any, config: TrainConfig) -> tuple[Any, fl
     return history, time.perf_counter() - start
 
 
-def reference_run(device: torch.device, steps: int) -> dict[str, float]:
-    """Train the reference configuration for ``steps`` steps; time and evaluate it."""
+def reference_run(
+    device: torch.device, steps: int, precision: str = "auto"
+) -> dict[str, float]:
+    """Train the reference configuration for ``steps`` steps; time and evaluate it.
+
+    ``precision`` as in :class:`~lm_course.training.TrainConfig` (``"auto"``: float32 on
+    a CPU, bfloat16 on a GPU that supports it).
+    """
     preset = get_preset("reference-cpu")
     model, _, batches, config = charlm.build(preset)
-    config = _quiet(config, max_steps=steps, device=str(device), eval_batches=20)
+    config = _quiet(
+        config,
+        max_steps=steps,
+        device=str(device),
+        eval_batches=20,
+        precision=precision,
+    )
     history, seconds = _timed_train(model, batches, config)
     tokens = steps * batches.tokens_per_batch()
     return {
@@ -192,6 +206,11 @@ def run(
     dev = pick_device(device)
     ref_steps = 200 if quick else get_preset("reference-cpu").train["max_steps"]
     ref = reference_run(dev, ref_steps)
+    # A second reference run only where it differs from the first: a GPU's "auto" is
+    # bfloat16 already, and a CPU without bfloat16 instructions would only be slower.
+    mixed = None
+    if dev.type == "cpu" and cpu_precision() == "bfloat16":
+        mixed = reference_run(dev, ref_steps, precision="bfloat16")
     budget_from = "reference" if budget_s is None else "--budget-s"
     if budget_s is None:
         budget_s = ref["seconds"]
@@ -216,6 +235,13 @@ def run(
         "mfu": round(ref["flops_per_token"] * ref["tokens_per_s"] / peak, 4),
         "matmul_gflops": round(peak / 1e9, 1),
         "reference_val_loss": round(ref["val_loss"], 4),
+        "bf16_tokens_per_s": None if mixed is None else round(mixed["tokens_per_s"]),
+        "bf16_speedup": None
+        if mixed is None
+        else round(mixed["tokens_per_s"] / ref["tokens_per_s"], 2),
+        "bf16_reference_val_loss": None
+        if mixed is None
+        else round(mixed["val_loss"], 4),
         "budget_s": round(budget_s, 1),
         "budget_from": budget_from,
         "recipe": recipe["preset"],
@@ -258,6 +284,23 @@ def table(result: dict[str, Any]) -> str:
             None,
         ),
         ("reference validation loss", f"{result['reference_val_loss']:.4f}", "", None),
+    ]
+    if result.get("bf16_tokens_per_s") is not None:
+        rows += [
+            (
+                "training tokens/s, reference config, bfloat16 autocast",
+                f"{result['bf16_tokens_per_s']:,} ({result['bf16_speedup']}x)",
+                "",
+                None,
+            ),
+            (
+                "reference validation loss, bfloat16 autocast",
+                f"{result['bf16_reference_val_loss']:.4f}",
+                "",
+                None,
+            ),
+        ]
+    rows += [
         (
             f"validation loss in budget (preset {result['recipe']}, "
             f"{result['recipe_steps']} steps)",

@@ -8,6 +8,7 @@ from lm_course.attention import (
     MultiHeadAttention,
     causal_mask,
     check_heads,
+    fused_attention,
     merge_heads,
     padding_mask,
     scaled_dot_product_attention,
@@ -239,3 +240,35 @@ def test_no_information_flows_from_the_future(backend, extra):
         attn(x, **kwargs)[0, t].sum().backward()
         assert (x.grad[0, t + 1 :] == 0).all(), f"position {t} sees the future"
         assert (x.grad[0, : t + 1].abs().sum(-1) > 0).all() or extra == "window"
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_bfloat16_attention_on_a_cpu_is_computed_in_float32(masked):
+    # The CPU's fused kernel is slow in bfloat16, so fused_attention upcasts: its
+    # result is float32 attention of the same bfloat16 numbers, rounded once at the end.
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 16, 8).bfloat16() for _ in range(3))
+    bias = alibi_bias(4, 16, 16).bfloat16() if masked else None
+    out = fused_attention(q, k, v, attn_mask=bias, is_causal=not masked)
+    full = F.scaled_dot_product_attention(
+        q.float(),
+        k.float(),
+        v.float(),
+        attn_mask=None if bias is None else bias.float(),
+        is_causal=not masked,
+    )
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, full.bfloat16())
+
+
+def test_a_layer_under_cpu_autocast_trains_like_float32():
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(32, 4)
+    x = torch.randn(3, 10, 32, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = layer(x, is_causal=True)
+    mixed.float().sum().backward()
+    mixed_grad, x.grad = x.grad, None
+    layer(x, is_causal=True).sum().backward()
+    assert mixed.dtype == torch.bfloat16
+    torch.testing.assert_close(mixed_grad, x.grad, atol=0.05, rtol=0.05)

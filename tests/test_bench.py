@@ -15,6 +15,7 @@ import torch
 from lm_course import bench
 from lm_course.bench import table
 from lm_course.cli import main
+from lm_course.presets import cpu_precision
 
 KEYS = {
     "device",
@@ -44,6 +45,32 @@ def test_quick_bench_prints_one_json_object(shared_data: Path) -> None:
     assert record["recipe_seconds"] <= 1.25 * record["budget_s"]
     rendered = table(record)
     assert "| training tokens/s, reference config |" in rendered
+    # The mixed-precision reference run exists exactly where bfloat16 is native.
+    mixed = record["bf16_tokens_per_s"]
+    assert (mixed is not None) == (cpu_precision() == "bfloat16")
+    if mixed is not None:
+        assert mixed > 0 and math.isfinite(record["bf16_reference_val_loss"])
+        assert "bfloat16 autocast |" in rendered
+
+
+def test_the_reference_run_trains_in_the_precision_asked(
+    shared_data: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("LM_COURSE_DATA", str(shared_data))
+    monkeypatch.setenv("LM_COURSE_PROGRESS", "0")
+    seen: list[str] = []
+    real_train = bench.train
+
+    def spy(model, batches, config):
+        seen.append(config.precision)
+        return real_train(model, batches, config)
+
+    monkeypatch.setattr(bench, "train", spy)
+    full = bench.reference_run(torch.device("cpu"), steps=2)
+    mixed = bench.reference_run(torch.device("cpu"), steps=2, precision="bfloat16")
+    assert seen == ["auto", "bfloat16"]
+    # Same start, same batches: two steps apart only by bfloat16's rounding.
+    assert abs(full["val_loss"] - mixed["val_loss"]) < 0.05
 
 
 def test_budget_is_the_reference_time_unless_budget_s_is_given(monkeypatch) -> None:
@@ -55,7 +82,9 @@ def test_budget_is_the_reference_time_unless_budget_s_is_given(monkeypatch) -> N
 
     reference = {"seconds": 12.5, "tokens_per_s": 100.0, "val_loss": 2.5}
     monkeypatch.setattr(
-        bench, "reference_run", lambda d, s: {**reference, "flops_per_token": 1.0}
+        bench,
+        "reference_run",
+        lambda d, s, precision="auto": {**reference, "flops_per_token": 1.0},
     )
     monkeypatch.setattr(bench, "recipe_run", fake_recipe)
     monkeypatch.setattr(bench, "matmul_flops", lambda d: 1e3)

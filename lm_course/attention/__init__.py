@@ -64,6 +64,7 @@ __all__ = [
     "merge_heads",
     "check_heads",
     "MultiHeadAttention",
+    "fused_attention",
 ]
 
 BACKENDS = ("sdpa", "manual")
@@ -337,15 +338,50 @@ class MultiHeadAttention(nn.Module):
                 self.last_weights = weights.detach()
             return out
         if causal_fast:
-            return F.scaled_dot_product_attention(
-                q, k, v, dropout_p=dropout_p, is_causal=True
-            )
+            return fused_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         attn_mask = mask
         if attn_bias is not None:
             # The fused kernel takes one float mask: the bias, -inf where masked.
             attn_mask = attn_bias.to(q.dtype)
             if mask is not None:
                 attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+        return fused_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+
+
+def fused_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+) -> Tensor:
+    """PyTorch's fused attention, computed in float32 on a CPU even for bfloat16 inputs.
+
+    ``q`` ``(batch, heads, q_len, d_head)``, ``k`` and ``v`` ``(batch, heads, k_len,
+    d_head)``; returns ``(batch, heads, q_len, d_head)`` in ``q``'s dtype. Arguments as
+    :func:`torch.nn.functional.scaled_dot_product_attention`.
+
+    Under bfloat16 autocast the projections hand attention bfloat16 tensors. The CPU's
+    fused kernel is slow in bfloat16 where it matters here: at the reference shape
+    (context 64, heads of width 32) its backward pass took five times float32's, which
+    cancelled what the bfloat16 matrix products gain. Attention is a small part of the
+    FLOPs at this context, so computing it in float32 costs nothing in speed and keeps
+    the softmax exact. On a GPU, bfloat16 is the fast path and is kept.
+    """
+    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
         return F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p
+            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal
         )
+    if attn_mask is not None and attn_mask.is_floating_point():
+        attn_mask = attn_mask.float()
+    with torch.autocast("cpu", enabled=False):
+        out = F.scaled_dot_product_attention(
+            q.float(),
+            k.float(),
+            v.float(),
+            attn_mask=attn_mask,
+            dropout_p=dropout_p,
+            is_causal=is_causal,
+        )
+    return out.to(q.dtype)
