@@ -94,8 +94,10 @@ def resolve_precision(
     """The dtype the forward pass computes in: ``torch.float32`` or ``torch.bfloat16``.
 
     ``"auto"`` means bfloat16 on a CUDA GPU that supports it (every GPU since Ampere)
-    and float32 everywhere else, where bfloat16 is usually slower rather than faster. A
-    dtype that was resolved already passes through unchanged.
+    and float32 everywhere else: a CPU without bfloat16 instructions is slower in
+    bfloat16, and stored notebook outputs must not depend on which CPU made them (the
+    ``cpu`` preset asks for bfloat16 where the CPU has the instructions). A dtype that
+    was resolved already passes through unchanged.
     """
     if precision in (torch.float32, torch.bfloat16):
         return precision  # type: ignore[return-value]
