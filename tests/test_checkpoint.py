@@ -202,14 +202,18 @@ class _Interrupt:
     [(KeyboardInterrupt(), 0, 10), (RuntimeError("power cut"), 4, 8)],
     ids=["ctrl-c", "crash"],
 )
+# bfloat16 autocast is the CPU recipe's precision; resume must be exact in it too.
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_resume_is_bit_identical_to_an_uninterrupted_run(
     tmp_path: Path,
     batches: LMBatches,
     error: BaseException,
     checkpoint_every: int,
     resumes_at: int,
+    precision: str,
 ) -> None:
     config = dict(
+        precision=precision,
         max_steps=20,
         lr=1e-2,
         warmup_steps=4,

@@ -176,10 +176,13 @@ class _StopAt:
         return self.batches(split, generator)
 
 
+# The cpu preset's recipe: Muon under bfloat16 autocast (attention upcast inside).
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_a_resumed_muon_run_is_bit_identical(
-    tmp_path: Path, batches: LMBatches
+    tmp_path: Path, batches: LMBatches, precision: str
 ) -> None:
     settings = dict(
+        precision=precision,
         max_steps=12,
         lr=3e-3,
         warmup_steps=3,
