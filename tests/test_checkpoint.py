@@ -326,10 +326,17 @@ def test_a_finished_run_resumes_to_nothing_and_more_steps_continue_it(
 def test_ctrl_c_during_the_optimizer_step_waits_for_it_to_finish() -> None:
     from lm_course.training.guards import interrupts_held
 
-    before = signal.getsignal(signal.SIGINT)
-    finished = False
-    with pytest.raises(KeyboardInterrupt), interrupts_held():
-        signal.raise_signal(signal.SIGINT)  # this thread, handled at once
-        finished = True  # the signal did not cut the block short
-    assert finished
-    assert signal.getsignal(signal.SIGINT) is before  # the usual handler is back
+    # Python's own Ctrl-C handler, whatever the test process had: a process that
+    # ignores SIGINT (SIG_IGN) rightly gets no KeyboardInterrupt, which is how this test
+    # once failed in a CI worker ("DID NOT RAISE").
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        finished = False
+        with pytest.raises(KeyboardInterrupt), interrupts_held():
+            signal.raise_signal(signal.SIGINT)  # this thread, handled at once
+            finished = True  # the signal did not cut the block short
+        assert finished
+        # The usual handler is back.
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -121,6 +121,8 @@ def test_a_resumed_budgeted_run_keeps_the_time_already_spent(
 
 
 def test_a_real_clock_budget_stops_close_to_it(batches: LMBatches) -> None:
-    history = train(make_model(), batches, TrainConfig(time_budget_s=0.3, **CPU))
-    assert 0.3 <= history.elapsed[-1] < 2.0
+    # A whole second: on a loaded CI machine one step of this tiny model has stalled
+    # for 0.16 s, and the last step's rate is the one set when that step began.
+    history = train(make_model(), batches, TrainConfig(time_budget_s=1.0, **CPU))
+    assert 1.0 <= history.elapsed[-1] < 3.0
     assert history.lr[-1] < 0.5 * history.lr[0]  # most of the way down to lr / 10
