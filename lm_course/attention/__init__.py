@@ -364,10 +364,10 @@ def fused_attention(
 
     Under bfloat16 autocast the projections hand attention bfloat16 tensors. The CPU's
     fused kernel is slow in bfloat16 where it matters here: at the reference shape
-    (context 64, heads of width 32) its backward pass took five times float32's, which
-    cancelled what the bfloat16 matrix products gain. Attention is a small part of the
-    FLOPs at this context, so computing it in float32 costs nothing in speed and keeps
-    the softmax exact. On a GPU, bfloat16 is the fast path and is kept.
+    (context 64, heads of width 32) its backward pass took about five times float32's,
+    which cancelled what the bfloat16 matrix products gain. Attention is a small part of
+    the FLOPs at this context, so float32 costs little there and keeps the softmax
+    exact. On a GPU, bfloat16 is the fast path and is kept.
     """
     if q.device.type != "cpu" or q.dtype != torch.bfloat16:
         return F.scaled_dot_product_attention(
