@@ -272,3 +272,17 @@ def test_a_layer_under_cpu_autocast_trains_like_float32():
     layer(x, is_causal=True).sum().backward()
     assert mixed.dtype == torch.bfloat16
     torch.testing.assert_close(mixed_grad, x.grad, atol=0.05, rtol=0.05)
+
+
+def test_an_alibi_bias_is_not_rounded_to_bfloat16_on_the_way():
+    # The layer hands its float32 bias to the kernel, which computes in float32 on a
+    # CPU: the result is exactly float32 attention of the bfloat16 q, k, v.
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(32, 4)
+    q, k, v = (torch.randn(2, 4, 16, 8).bfloat16() for _ in range(3))
+    bias = alibi_bias(4, 16, 16) * 1.001  # slopes bfloat16 cannot hold exactly
+    out = layer.attend(q, k, v, attn_bias=bias)
+    full = F.scaled_dot_product_attention(
+        q.float(), k.float(), v.float(), attn_mask=bias
+    )
+    assert torch.equal(out, full.bfloat16())

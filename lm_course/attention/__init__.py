@@ -342,7 +342,7 @@ class MultiHeadAttention(nn.Module):
         attn_mask = mask
         if attn_bias is not None:
             # The fused kernel takes one float mask: the bias, -inf where masked.
-            attn_mask = attn_bias.to(q.dtype)
+            attn_mask = attn_bias
             if mask is not None:
                 attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
         return fused_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
@@ -360,7 +360,8 @@ def fused_attention(
 
     ``q`` ``(batch, heads, q_len, d_head)``, ``k`` and ``v`` ``(batch, heads, k_len,
     d_head)``; returns ``(batch, heads, q_len, d_head)`` in ``q``'s dtype. Arguments as
-    :func:`torch.nn.functional.scaled_dot_product_attention`.
+    :func:`torch.nn.functional.scaled_dot_product_attention`; a float ``attn_mask`` is
+    cast to the dtype the kernel computes in.
 
     Under bfloat16 autocast the projections hand attention bfloat16 tensors. The CPU's
     fused kernel is slow in bfloat16 where it matters here: at the reference shape
@@ -369,12 +370,14 @@ def fused_attention(
     the FLOPs at this context, so float32 costs little there and keeps the softmax
     exact. On a GPU, bfloat16 is the fast path and is kept.
     """
-    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
+    upcast = q.device.type == "cpu" and q.dtype == torch.bfloat16
+    compute = torch.float32 if upcast else q.dtype
+    if attn_mask is not None and attn_mask.is_floating_point():
+        attn_mask = attn_mask.to(compute)
+    if not upcast:
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal
         )
-    if attn_mask is not None and attn_mask.is_floating_point():
-        attn_mask = attn_mask.float()
     with torch.autocast("cpu", enabled=False):
         out = F.scaled_dot_product_attention(
             q.float(),
